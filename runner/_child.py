@@ -1,0 +1,197 @@
+"""One call's child: forked from the template, confined, runs the handler once and exits.
+
+Everything here runs in the forked child only. The child never returns into the template's loop: it ends
+with ``os._exit`` so that nothing the template set up (atexit handlers, buffered files) runs twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import dataclasses
+import inspect
+import math
+import os
+import random
+import resource
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import msgspec
+
+from . import _hostcall
+from ._framing import FrameEncoder, recv_frame
+from ._protocol import Call, Configure, Failure, Result, Started, ToChild
+
+if TYPE_CHECKING:
+    from ._confine import Confinement
+
+_PR_SET_PDEATHSIG = 1
+_RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__))
+_MAX_TRACEBACK = 4000
+_MAX_MESSAGE = 1000
+
+_STARTED = FrameEncoder().encode(Started())
+
+# Exit codes a child uses when it cannot even report a failure through its channel.
+EXIT_SETUP_FAILED = 70
+EXIT_CHANNEL_LOST = 71
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChildPlan:
+    """What a child needs from the template, prepared once per template."""
+
+    config: Configure
+    handler: Callable[[Any], Any]
+    adapter: Callable[[Any], Any] | None
+    is_async: bool
+    confinement: Confinement | None
+    libc: ctypes.CDLL
+
+
+def _plain(obj: Any) -> Any:
+    """msgspec hook for what it cannot encode natively: pydantic models and mappings-like objects."""
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=repr)
+    raise TypeError(f"cannot encode a {type(obj).__name__} value")
+
+
+def _limit(which: int, soft: int, hard: int | None = None) -> None:
+    _, current_hard = resource.getrlimit(which)
+    hard = soft if hard is None else hard
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard)
+        soft = min(soft, hard)
+    resource.setrlimit(which, (soft, hard))
+
+
+def apply_limits(config: Configure, vm_bytes: int) -> None:
+    """Sets the per-call rlimits. The CPU soft limit sits a second below the hard one so that an overrun
+    shows up as SIGXCPU (reported as a CPU limit) before the kernel's SIGKILL."""
+    cpu = max(1, math.ceil(config.cpu_seconds))
+    _limit(resource.RLIMIT_CPU, cpu, cpu + 1)
+    _limit(resource.RLIMIT_AS, vm_bytes + config.memory_mb * 1024 * 1024)
+    _limit(resource.RLIMIT_NOFILE, config.open_files)
+    _limit(resource.RLIMIT_FSIZE, config.file_size_mb * 1024 * 1024)
+    _limit(resource.RLIMIT_CORE, 0)
+
+
+def _excerpt(exc: BaseException) -> str:
+    """The traceback of the hook's own frames (runner and asyncio frames dropped), bounded."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith((_RUNNER_DIR, _ASYNCIO_DIR, "<frozen "))
+    ]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(exc)
+    text = "".join(lines)
+    return text[-_MAX_TRACEBACK:]
+
+
+def _failure(kind: str, exc: BaseException) -> Failure:
+    message = str(exc)
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "…"
+    return Failure(kind=kind, type_name=type(exc).__name__, message=message, traceback=_excerpt(exc))
+
+
+def _invoke(plan: ChildPlan, loop: asyncio.AbstractEventLoop | None, arg: Any) -> Any:
+    if plan.adapter is not None:
+        arg = plan.adapter(arg)
+    value = plan.handler(arg)
+    if inspect.isawaitable(value):
+        if loop is None:  # a sync handler that returned an awaitable: still honour it
+            loop = asyncio.new_event_loop()
+        value = loop.run_until_complete(value)
+    return value
+
+
+def _encode_result(value: Any, encoder: FrameEncoder, max_frame: int) -> bytes:
+    frame = encoder.encode(Result(value=value))
+    if len(frame) - 4 > max_frame:
+        raise OverflowError(f"the result encodes to {len(frame) - 4} bytes, more than the {max_frame} allowed")
+    return frame
+
+
+def run(plan: ChildPlan, channel_fd: int, stdout_fd: int, stderr_fd: int, vm_bytes: int, tmp_dir: str | None) -> NoReturn:
+    """Runs in the freshly forked child: confine, wait for the call, run it once, report, exit."""
+    config = plan.config
+    try:
+        plan.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os.setpgid(0, 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        # Line-buffered, so what a hook printed before it was killed at its deadline is not lost with it.
+        for stream in (sys.stdout, sys.stderr):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(line_buffering=True)
+        random.seed()
+        apply_limits(config, vm_bytes)
+        if plan.confinement is not None:
+            plan.confinement.apply_child(tmp_dir)
+        # Only stdio and the channel survive: the template's control socket and other children's fds go.
+        os.closerange(3, channel_fd)
+        os.closerange(channel_fd + 1, 1 << 20)
+        if tmp_dir is not None:
+            os.environ["TMPDIR"] = tmp_dir
+        channel = socket.socket(fileno=channel_fd)
+        _hostcall.install(channel, config.max_frame_bytes)
+        loop: asyncio.AbstractEventLoop | None = None
+        if plan.is_async:
+            # Created before the call arrives: it costs over a millisecond, which stays off the critical path.
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+        decoder: msgspec.msgpack.Decoder[ToChild] = msgspec.msgpack.Decoder(ToChild)
+        encoder = FrameEncoder(enc_hook=_plain)
+    except BaseException:
+        traceback.print_exc()
+        os._exit(EXIT_SETUP_FAILED)
+
+    try:
+        message = recv_frame(channel, decoder, config.max_frame_bytes)
+    except BaseException:
+        os._exit(EXIT_CHANNEL_LOST)  # the parent went away or sent garbage: nothing to answer
+    if not isinstance(message, Call):
+        os._exit(EXIT_CHANNEL_LOST)
+    try:
+        # Tells the parent the hook is now running: from here on, a lost child is a failed call, not one
+        # that may safely be run again elsewhere.
+        channel.sendall(_STARTED)
+    except BaseException:
+        os._exit(EXIT_CHANNEL_LOST)
+
+    frame: bytes
+    try:
+        value = _invoke(plan, loop, message.arg)
+    except MemoryError as exc:
+        frame = encoder.encode(_failure("memory", exc))
+    except BaseException as exc:  # noqa: BLE001 - whatever the hook raises (SystemExit too) is its failure
+        frame = encoder.encode(_failure("raised", exc))
+    else:
+        try:
+            frame = _encode_result(value, encoder, config.max_frame_bytes)
+        except MemoryError as exc:
+            frame = encoder.encode(_failure("memory", exc))
+        except BaseException as exc:  # noqa: BLE001 - unencodable or oversized result
+            frame = encoder.encode(_failure("output", exc))
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001, S110 - a hook may have closed or replaced them
+            pass
+    try:
+        channel.sendall(frame)
+    except BaseException:
+        os._exit(EXIT_CHANNEL_LOST)
+    os._exit(0)
+

@@ -1,0 +1,96 @@
+"""Options for the runner: what to run (:class:`HookSpec`), how much it may use (:class:`Limits`) and how it
+is confined (:class:`Sandbox`). All are small immutable keyword-only objects passed in, never globals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """Which handler to run.
+
+    Args:
+        path: the hook's Python file, or a package directory (its ``__init__.py`` is imported).
+        function: the name of the handler function in that module.
+        adapter: optional ``module:function`` run inside the worker on the call's argument before it is
+            passed to the handler (the SDK uses this to hand hooks an ``OpenID`` object, not a dict).
+    """
+
+    path: str | Path
+    function: str
+    adapter: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.function.isidentifier():
+            raise ValueError(f"function must be a Python identifier, got {self.function!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Resource limits for every call.
+
+    Args:
+        timeout: wall-clock seconds per call, queueing for a free slot included.
+        memory_mb: address space a call may add on top of the worker template's own size.
+        cpu_seconds: CPU seconds per call; overrunning it is reported as a CPU limit.
+        max_concurrency: calls in flight at once; further calls wait inside their own deadline.
+        open_files: the most file descriptors a call may hold.
+        file_size_mb: the largest file a call may write (0: none at all).
+        max_output_bytes: how much of stdout and of stderr is kept per call (the rest is dropped).
+        max_frame_bytes: the largest message a worker may send (the result included).
+        prefork: children forked ahead of time so that fork is off the critical path.
+        import_timeout: seconds the worker template may take to import the hook.
+    """
+
+    timeout: float = 5.0
+    memory_mb: int = 256
+    cpu_seconds: float = 2.0
+    max_concurrency: int = 8
+    open_files: int = 64
+    file_size_mb: int = 8
+    max_output_bytes: int = 64 * 1024
+    max_frame_bytes: int = 4 * 1024 * 1024
+    prefork: int = 2
+    import_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "cpu_seconds", "import_timeout"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        for name in ("memory_mb", "max_concurrency", "open_files", "max_output_bytes", "max_frame_bytes"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("file_size_mb", "prefork"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.open_files < 16:
+            raise ValueError("open_files must be at least 16 (the interpreter needs a few)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sandbox:
+    """How the worker is confined.
+
+    Args:
+        network: allow network access (otherwise the worker lives in an empty network namespace).
+        read_paths: extra files or directories the hook may read (data files), besides its own module.
+        env: extra environment variables for the hook (its own secrets); nothing else is inherited.
+        writable_tmp: give each call a private, empty, writable temporary directory (``$TMPDIR``).
+        strict: a confinement layer this host cannot provide is an error; ``False`` only warns.
+        enabled: apply the confinement layers at all (``False`` only for the runner's own benchmarks).
+    """
+
+    network: bool = False
+    read_paths: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    writable_tmp: bool = True
+    strict: bool = True
+    enabled: bool = True

@@ -1,0 +1,149 @@
+"""The wire protocol between the parent, the worker template (zygote) and each call's child.
+
+Every message is a msgspec ``Struct`` in a tagged union, one union per direction, sent as a frame: a 4-byte
+big-endian length followed by that many bytes of msgpack. Fields added later must get defaults and no field
+ever changes type, so that old and new ends keep understanding each other.
+
+Channels:
+    parent <-> template: a private SOCK_SEQPACKET socket; ``Spawn`` carries the child's three fds.
+    parent <-> child:    a private SOCK_STREAM socket per call (never stdout/stderr, which are captured).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+#: Bytes in a frame's length prefix.
+HEADER_SIZE = 4
+
+
+# --- parent -> template -------------------------------------------------------------------------------------
+
+
+class Configure(msgspec.Struct, tag="configure", frozen=True):
+    """The first frame a template receives: what to import and how to confine itself."""
+
+    path: str
+    function: str
+    adapter: str | None = None
+    memory_mb: int = 256
+    cpu_seconds: float = 2.0
+    open_files: int = 64
+    file_size_mb: int = 8
+    max_frame_bytes: int = 4 * 1024 * 1024
+    network: bool = False
+    read_paths: tuple[str, ...] = ()
+    tmp_root: str | None = None
+    strict: bool = True
+    sandbox: bool = True
+
+
+class Spawn(msgspec.Struct, tag="spawn", frozen=True):
+    """Fork one child; the frame carries its channel, stdout and stderr fds (SCM_RIGHTS)."""
+
+    token: int
+
+
+class Shutdown(msgspec.Struct, tag="shutdown", frozen=True):
+    """Stop forking; exit once the children still running have exited."""
+
+
+ToTemplate = Configure | Spawn | Shutdown
+
+
+# --- template -> parent -------------------------------------------------------------------------------------
+
+
+class Ready(msgspec.Struct, tag="ready", frozen=True):
+    """The hook imported and checked; the template now forks children on request."""
+
+    pid: int
+    is_async: bool
+    layers: dict[str, bool | str] = {}
+    python: str = ""
+
+
+class ImportFailed(msgspec.Struct, tag="import_failed", frozen=True):
+    """The hook could not be imported or is not a usable handler, or the sandbox could not be set up."""
+
+    type_name: str
+    message: str
+    traceback: str = ""
+    sandbox: bool = False
+
+
+class Spawned(msgspec.Struct, tag="spawned", frozen=True):
+    """A child was forked for ``token``; it is confined and waiting for its call."""
+
+    token: int
+    pid: int
+
+
+class Exited(msgspec.Struct, tag="exited", frozen=True):
+    """A child exited; ``status`` is the raw wait status, ``cpu`` its CPU seconds."""
+
+    pid: int
+    status: int
+    cpu: float = 0.0
+    maxrss_kb: int = 0
+
+
+FromTemplate = Ready | ImportFailed | Spawned | Exited
+
+
+# --- parent -> child ----------------------------------------------------------------------------------------
+
+
+class Call(msgspec.Struct, tag="call", frozen=True):
+    """Run the handler once on ``arg``."""
+
+    arg: Any
+    run_id: str = ""
+
+
+class HostReply(msgspec.Struct, tag="host_reply", frozen=True):
+    """The parent's answer to a ``HostCall``: a value, or an error the child raises as an exception."""
+
+    id: int
+    ok: bool
+    value: Any = None
+    error_type: str = ""
+    error: str = ""
+
+
+ToChild = Call | HostReply
+
+
+# --- child -> parent ----------------------------------------------------------------------------------------
+
+
+class Started(msgspec.Struct, tag="started", frozen=True):
+    """The child received its call and is about to run the handler."""
+
+
+class Result(msgspec.Struct, tag="result", frozen=True):
+    """The handler returned ``value`` (plain msgpack data)."""
+
+    value: Any
+
+
+class Failure(msgspec.Struct, tag="failure", frozen=True):
+    """The handler failed. ``kind`` is "raised", "memory" or "output"."""
+
+    kind: str
+    type_name: str
+    message: str
+    traceback: str = ""
+
+
+class HostCall(msgspec.Struct, tag="host_call", frozen=True):
+    """The handler asks the parent to do something on its behalf (e.g. look up a user)."""
+
+    id: int
+    method: str
+    args: dict[str, Any] = {}
+
+
+FromChild = Started | Result | Failure | HostCall

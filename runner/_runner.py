@@ -1,0 +1,474 @@
+"""HookRunner: the parent side. Runs a hook once per call in a fresh confined child of a worker template."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import itertools
+import math
+import os
+import secrets
+import shutil
+import signal
+import site
+
+import sysconfig
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import msgspec
+
+from ._capture import Capture
+from ._errors import (
+    HookCrashed,
+    HookError,
+    HookImportError,
+    HookLimitExceeded,
+    HookOutputError,
+    HookProtocolError,
+    HookRaised,
+    HookTimeout,
+)
+from ._framing import FrameDecoder, FrameEncoder, FrameTooLarge
+from ._options import HookSpec, Limits, Sandbox
+from ._protocol import Call, Configure, Exited, Failure, FromChild, HostCall, HostReply, Result, Started
+from ._result import CallResult
+from ._template import Child, Template, TemplateDied
+
+#: Answers a host call: ``(method, args) -> value``; raising sends the error back into the hook.
+HostHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+# What the template's environment holds besides the operator's hook env: nothing of the parent's.
+_BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+_RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _python_paths() -> list[str]:
+    """The Python installation a hook needs to read: stdlib, extension modules and site-packages."""
+    paths = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(site.getsitepackages())
+    return sorted(p for p in paths if p and os.path.isdir(p))
+
+
+def _module_dir(module: str) -> str | None:
+    """The top-level package directory of ``module`` (found without importing it)."""
+    spec = importlib.util.find_spec(module.split(".")[0])
+    if spec is None or spec.origin is None:
+        return None
+    origin = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
+    return os.path.abspath(origin)
+
+
+def _hook_mtime(path: Path) -> int:
+    if path.is_dir():
+        return max((p.stat().st_mtime_ns for p in path.rglob("*.py")), default=0)
+    return path.stat().st_mtime_ns
+
+
+class HookRunner:
+    """Runs one hook in a fresh, confined child process per call.
+
+    Use it as an async context manager::
+
+        async with HookRunner(HookSpec("custom_sso.py", "custom_sso_handler"), Limits(timeout=5)) as runner:
+            result = await runner.call({"id": "u1", "email": "alice@example.com"})
+
+    Args:
+        spec: which handler to run.
+        limits: resource limits applied to every call.
+        sandbox: how the worker is confined.
+    """
+
+    def __init__(self, spec: HookSpec, limits: Limits | None = None, sandbox: Sandbox | None = None) -> None:
+        self.spec = spec
+        self.limits = limits or Limits()
+        self.sandbox = sandbox or Sandbox()
+        self._path = Path(spec.path).resolve()
+        self._template: Template | None = None
+        self._retired: set[Template] = set()
+        self._restarting: asyncio.Task[Template] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._tokens = itertools.count(1)
+        self._tmp_root: str | None = None
+        self._mtime = 0
+        self._closed = False
+        self._encoder = FrameEncoder()
+        self.restarts = 0
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Starts the worker template: imports and checks the hook, sets up the sandbox.
+
+        Raises:
+            HookImportError: the hook cannot be imported or is not a usable handler.
+            SandboxUnavailable: a required confinement layer is missing on this host.
+        """
+        if not self._path.exists():
+            raise HookImportError(f"hook file not found: {self._path.name}")
+        self._slots = asyncio.Semaphore(self.limits.max_concurrency)
+        if self.sandbox.writable_tmp and self.sandbox.enabled:
+            self._tmp_root = tempfile.mkdtemp(prefix="hookjail-")
+        try:
+            self._template = await self._new_template()
+        except BaseException:
+            self._remove_tmp()
+            raise
+
+    async def close(self) -> None:
+        """Stops the template and kills every child still running."""
+        self._closed = True
+        if self._restarting is not None:
+            self._restarting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._restarting
+        for template in [self._template, *self._retired]:
+            if template is not None:
+                await template.stop()
+        self._template = None
+        self._retired.clear()
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp_root is not None:
+            shutil.rmtree(self._tmp_root, ignore_errors=True)
+            self._tmp_root = None
+
+    def _configure(self) -> Configure:
+        read_paths = [*_python_paths(), _RUNNER_DIR, str(self._path)]
+        if self.spec.adapter:
+            adapter_dir = _module_dir(self.spec.adapter.partition(":")[0])
+            if adapter_dir:
+                read_paths.append(adapter_dir)
+        read_paths.extend(os.path.abspath(p) for p in self.sandbox.read_paths)
+        return Configure(
+            path=str(self._path),
+            function=self.spec.function,
+            adapter=self.spec.adapter,
+            memory_mb=self.limits.memory_mb,
+            cpu_seconds=self.limits.cpu_seconds,
+            open_files=self.limits.open_files,
+            file_size_mb=self.limits.file_size_mb,
+            max_frame_bytes=self.limits.max_frame_bytes,
+            network=self.sandbox.network,
+            read_paths=tuple(dict.fromkeys(read_paths)),
+            tmp_root=self._tmp_root,
+            strict=self.sandbox.strict,
+            sandbox=self.sandbox.enabled,
+        )
+
+    async def _new_template(self) -> Template:
+        mtime = _hook_mtime(self._path)
+        template = Template(
+            self._configure(),
+            {**_BASE_ENV, **self.sandbox.env},
+            prefork=self.limits.prefork,
+            next_token=lambda: next(self._tokens),
+            on_death=self._on_template_death,
+        )
+        await template.start(self.limits.import_timeout)
+        self._mtime = mtime
+        return template
+
+    def _on_template_death(self, template: Template) -> None:
+        self._retired.discard(template)
+        if template is self._template and not self._closed and self._restarting is None:
+            self._restarting = asyncio.get_running_loop().create_task(self._restart())
+
+    async def _restart(self) -> Template:
+        try:
+            template = await self._new_template()
+            self.restarts += 1
+            self._template = template
+            return template
+        finally:
+            self._restarting = None
+
+    async def _live_template(self) -> Template:
+        while True:
+            template = self._template
+            if template is not None and template.alive:
+                return template
+            if self._closed:
+                raise HookError("the hook runner is closed")
+            restarting = self._restarting
+            if restarting is None:
+                restarting = self._restarting = asyncio.get_running_loop().create_task(self._restart())
+            await asyncio.shield(restarting)
+
+    async def reload(self, *, if_changed: bool = False) -> bool:
+        """Imports the hook again into a new template and swaps it in only if that succeeds.
+
+        Calls already running finish on the old template; later calls use the new one.
+
+        Args:
+            if_changed: only reload when the hook's file (or any ``.py`` in its package) changed.
+
+        Returns:
+            True when a new template was swapped in.
+
+        Raises:
+            HookImportError: the new version does not import; the previous one keeps serving.
+        """
+        if if_changed and _hook_mtime(self._path) == self._mtime:
+            return False
+        new = await self._new_template()
+        old, self._template = self._template, new
+        if old is not None:
+            self._retired.add(old)
+            await old.stop(graceful=True)
+        return True
+
+    # --- state ---------------------------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """True while a template is running and ready to fork children."""
+        return self._template is not None and self._template.alive
+
+    @property
+    def layers(self) -> dict[str, bool | str]:
+        """The confinement layers active in the worker: name -> on/off or a short detail."""
+        if self._template is None or self._template.ready is None:
+            return {}
+        return dict(self._template.ready.layers)
+
+    @property
+    def is_async(self) -> bool:
+        """True when the handler is an ``async def``."""
+        return bool(self._template and self._template.ready and self._template.ready.is_async)
+
+    @property
+    def hook_changed(self) -> bool:
+        """True when the hook's file changed since the running template imported it."""
+        return _hook_mtime(self._path) != self._mtime
+
+    # --- calls ---------------------------------------------------------------------------------------------
+
+    async def call(self, arg: Any, *, host: HostHandler | None = None, run_id: str | None = None) -> CallResult:
+        """Runs the handler once on ``arg`` in a fresh child and returns what it returned.
+
+        Args:
+            arg: plain data (msgpack-encodable) passed to the handler, after the spec's adapter if any.
+            host: answers the host calls the hook makes; without it every host call is refused.
+            run_id: the id to give this call (a random one by default).
+
+        Raises:
+            HookError: one of its subclasses, naming how the call failed.
+        """
+        if self._slots is None:
+            raise RuntimeError("HookRunner.call() before start(); use 'async with HookRunner(...)'")
+        run_id = run_id or secrets.token_hex(8)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        run = _Run(self, run_id, started)
+        try:
+            async with asyncio.timeout_at(started + self.limits.timeout) as scope:
+                async with self._slots:
+                    run.queued = False
+                    return await run.execute(arg, host)
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise
+            error: HookError = HookTimeout(
+                f"the hook did not finish within {self.limits.timeout:g} s"
+                + (" (it waited for a free worker slot)" if run.queued else ""),
+            )
+            raise run.fail(error) from exc
+        except HookError as exc:
+            raise run.fail(exc) from exc.__cause__
+        finally:
+            run.cleanup()
+
+    async def _take_child(self) -> tuple[Template, Child]:
+        while True:
+            template = await self._live_template()
+            try:
+                return template, await template.take_child()
+            except TemplateDied:
+                continue
+
+
+class _ChildLost(Exception):
+    """The child's template died before the child started running the call."""
+
+
+class _Run:
+    """The state of one call in the parent."""
+
+    __slots__ = ("captures", "child", "host_calls", "queued", "run_id", "runner", "started", "template")
+
+    def __init__(self, runner: HookRunner, run_id: str, started: float) -> None:
+        self.runner = runner
+        self.run_id = run_id
+        self.started = started
+        self.queued = True
+        self.child: Child | None = None
+        self.template: Template | None = None
+        self.captures: tuple[Capture, Capture] | None = None
+        self.host_calls: list[tuple[str, str]] = []
+
+    async def execute(self, arg: Any, host: HostHandler | None) -> CallResult:
+        while True:
+            try:
+                return await self._attempt(arg, host)
+            except _ChildLost:
+                # The template died under a child that had not yet received its call (a reserve child
+                # killed with it): the hook never ran, so the call is run on the restarted template.
+                self.cleanup()
+
+    async def _attempt(self, arg: Any, host: HostHandler | None) -> CallResult:
+        runner = self.runner
+        loop = asyncio.get_running_loop()
+        self.template, child = await runner._take_child()
+        self.child = child
+        limit = runner.limits.max_output_bytes
+        self.captures = (Capture(child.out, limit), Capture(child.err, limit))
+        for capture in self.captures:
+            loop.add_reader(capture.fd, self._drain, capture)
+        with contextlib.suppress(ConnectionError):  # a dead child shows up as end of file just below
+            await loop.sock_sendall(child.channel, runner._encoder.encode(Call(arg=arg, run_id=self.run_id)))
+        decoder: FrameDecoder[Any] = FrameDecoder(FromChild, runner.limits.max_frame_bytes)
+        started = False
+        while True:
+            try:
+                data = await loop.sock_recv(child.channel, 1 << 18)
+            except ConnectionError:  # reset: the child died with our data unread
+                data = b""
+            if not data:
+                error = await self._no_answer(child, decoder.pending)
+                if error is None:
+                    if started:
+                        raise HookCrashed("the worker was lost (its template exited)")
+                    raise _ChildLost
+                raise error
+            try:
+                messages = list(decoder.feed(data))
+            except FrameTooLarge as exc:
+                raise HookProtocolError(f"the worker sent an oversized frame: {exc}") from exc
+            except msgspec.DecodeError as exc:
+                raise HookProtocolError(f"the worker sent a malformed frame: {exc}") from exc
+            for message in messages:
+                if isinstance(message, Started):
+                    started = True
+                elif isinstance(message, Result):
+                    return self._success(message.value)
+                elif isinstance(message, Failure):
+                    raise _failure_error(message)
+                elif isinstance(message, HostCall):
+                    reply = await self._answer(message, host)
+                    with contextlib.suppress(ConnectionError):
+                        await loop.sock_sendall(child.channel, runner._encoder.encode(reply))
+
+    async def _answer(self, request: HostCall, host: HostHandler | None) -> HostReply:
+        if host is None:
+            self.host_calls.append((request.method, "refused"))
+            return HostReply(
+                id=request.id, ok=False, error_type="PermissionError", error="this hook may not make host calls"
+            )
+        try:
+            value = await host(request.method, request.args)
+        except HookError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the host's refusal or failure is raised inside the hook
+            self.host_calls.append((request.method, type(exc).__name__))
+            return HostReply(id=request.id, ok=False, error_type=type(exc).__name__, error=str(exc)[:1000])
+        self.host_calls.append((request.method, "ok"))
+        return HostReply(id=request.id, ok=True, value=value)
+
+    def _drain(self, capture: Capture) -> None:
+        if not capture.read_available():
+            asyncio.get_running_loop().remove_reader(capture.fd)
+
+    def _success(self, value: Any) -> CallResult:
+        stdout, stderr = self._output()
+        return CallResult(
+            value=value,
+            duration=asyncio.get_running_loop().time() - self.started,
+            run_id=self.run_id,
+            stdout=stdout,
+            stderr=stderr,
+            host_calls=tuple(self.host_calls),
+        )
+
+    async def _no_answer(self, child: Child, pending: int) -> HookError | None:
+        """The channel closed without a result: ask the template how the child ended (None: the template
+        died first and cannot say)."""
+        exited = await child.exited
+        if pending:
+            return HookProtocolError("the worker closed its channel in the middle of a frame")
+        if exited is None:
+            return None
+        return _exit_error(exited, self.runner.limits)
+
+    def _output(self) -> tuple[str, str]:
+        if self.captures is None:
+            return "", ""
+        for capture in self.captures:
+            capture.read_available()
+        return self.captures[0].text(), self.captures[1].text()
+
+    def fail(self, error: HookError) -> HookError:
+        """Fills in the call's id, duration and output on ``error``."""
+        error.run_id = self.run_id
+        error.duration = asyncio.get_running_loop().time() - self.started
+        error.stdout, error.stderr = self._output()
+        return error
+
+    def cleanup(self) -> None:
+        child = self.child
+        if child is None:
+            return
+        loop = asyncio.get_running_loop()
+        if self.captures is not None:
+            for capture in self.captures:
+                with contextlib.suppress(ValueError, OSError):
+                    loop.remove_reader(capture.fd)
+        # A child that has not answered is killed now: whatever it was doing must not outlive its call.
+        child.kill()
+        child.close()
+        if self.template is not None:
+            self.template.forget(child)
+        self.child = None
+
+
+def _failure_error(failure: Failure) -> HookError:
+    if failure.kind == "memory":
+        return HookLimitExceeded("the hook ran out of memory (memory limit)", limit="memory")
+    if failure.kind == "output":
+        return HookOutputError(f"the hook's return value cannot be sent back: {failure.message}")
+    message = f"{failure.type_name}: {failure.message}" if failure.message else failure.type_name
+    return HookRaised(message, type_name=failure.type_name, traceback=failure.traceback)
+
+
+def _exit_error(exited: Exited, limits: Limits) -> HookError:
+    status = exited.status
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        # The parent's own kill at the deadline never gets here, so a SIGKILL after the CPU soft limit was
+        # spent is the kernel enforcing the hard limit on a hook that ignored SIGXCPU.
+        cpu_soft = max(1, math.ceil(limits.cpu_seconds))
+        if number == signal.SIGXCPU or (number == signal.SIGKILL and exited.cpu >= cpu_soft - 0.05):
+            return HookLimitExceeded(f"the hook used more than {limits.cpu_seconds:g} s of CPU", limit="cpu")
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return HookCrashed(f"the worker was killed by {name}", signal=number)
+    code = os.WEXITSTATUS(status)
+    return HookCrashed(f"the worker exited with code {code} without answering", exit_code=code)
+
+

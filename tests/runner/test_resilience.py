@@ -1,0 +1,172 @@
+"""The runner survives its worker template dying, reloads changed hooks safely, and leaks nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from runner import HookCrashed, HookError, HookImportError, HookRunner, HookSpec, HookTimeout, Limits
+
+from .conftest import SANDBOX
+
+pytestmark = pytest.mark.anyio
+
+ECHO = """
+import os
+def handler(info):
+    return {"n": info["n"], "pid": os.getpid()}
+"""
+
+
+def _template_pid(runner: HookRunner) -> int:
+    template = runner._template
+    assert template is not None and template.ready is not None
+    return template.ready.pid
+
+
+async def test_killed_template_is_restarted_and_next_call_succeeds(
+    write_hook: Callable[..., HookSpec],
+) -> None:
+    spec = write_hook(ECHO)
+    async with HookRunner(spec, Limits(timeout=10), SANDBOX) as runner:
+        assert (await runner.call({"n": 1})).value["n"] == 1
+        old = _template_pid(runner)
+        os.kill(old, signal.SIGKILL)
+        # Every call goes on working: a reserve child of the dying template may still serve one, a call
+        # caught by the death is run again on the new template.
+        for n in range(2, 40):
+            assert (await runner.call({"n": n})).value["n"] == n
+            if runner.restarts:
+                break
+            await asyncio.sleep(0.05)
+        assert runner.restarts == 1
+        assert (await runner.call({"n": 99})).value["n"] == 99
+        assert _template_pid(runner) != old
+
+
+async def test_template_killed_mid_call_fails_that_call_only(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        import time
+        def handler(info):
+            if info["n"] == 1:
+                time.sleep(3600)
+            return {"n": info["n"]}
+        """
+    )
+    async with HookRunner(spec, Limits(timeout=10), SANDBOX) as runner:
+        stuck = asyncio.create_task(runner.call({"n": 1}))
+        await asyncio.sleep(0.3)
+        os.kill(_template_pid(runner), signal.SIGKILL)
+        with pytest.raises(HookCrashed):
+            await stuck
+        assert (await runner.call({"n": 2})).value == {"n": 2}
+
+
+async def test_reload_swaps_in_the_changed_hook(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook("def handler(info):\n    return {'version': 1}\n")
+    async with HookRunner(spec, Limits(timeout=10), SANDBOX) as runner:
+        assert (await runner.call({})).value == {"version": 1}
+        assert await runner.reload(if_changed=True) is False
+        Path(spec.path).write_text("def handler(info):\n    return {'version': 2}\n")
+        os.utime(spec.path, ns=(1, 1))  # a distinct mtime even on coarse-grained filesystems
+        assert runner.hook_changed
+        assert await runner.reload(if_changed=True) is True
+        assert (await runner.call({})).value == {"version": 2}
+
+
+async def test_reload_keeps_the_last_good_hook_when_the_new_one_fails(
+    write_hook: Callable[..., HookSpec],
+) -> None:
+    spec = write_hook("def handler(info):\n    return {'version': 1}\n")
+    async with HookRunner(spec, Limits(timeout=10), SANDBOX) as runner:
+        Path(spec.path).write_text("def handler(info):\n    return {\n")
+        with pytest.raises(HookImportError, match="syntax error"):
+            await runner.reload()
+        assert (await runner.call({})).value == {"version": 1}
+        assert runner.healthy
+
+
+async def test_reload_lets_running_calls_finish(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        import time
+        def handler(info):
+            time.sleep(0.5)
+            return {'version': 1}
+        """
+    )
+    async with HookRunner(spec, Limits(timeout=10), SANDBOX) as runner:
+        running = asyncio.create_task(runner.call({}))
+        await asyncio.sleep(0.2)
+        Path(spec.path).write_text("def handler(info):\n    return {'version': 2}\n")
+        await runner.reload()
+        assert (await running).value == {"version": 1}
+        assert (await runner.call({})).value == {"version": 2}
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _children(state: str | None = None) -> list[int]:
+    """Pids of this process's children (optionally only those in ``state``, e.g. "Z" for zombies)."""
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[1] == me and (state is None or fields[0] == state):
+            found.append(int(entry))
+    return found
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def test_thousand_calls_leak_no_fds_zombies_or_memory(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        textwrap.dedent(
+            """
+            import time
+            def handler(info):
+                if info["n"] % 50 == 0:
+                    time.sleep(3600)  # killed at its deadline
+                if info["n"] % 50 == 1:
+                    raise ValueError("bad")
+                return {"n": info["n"]}
+            """
+        )
+    )
+    fds_before = _open_fds()
+    async with HookRunner(spec, Limits(timeout=0.3, max_concurrency=8), SANDBOX) as runner:
+
+        async def one(n: int) -> None:
+            with contextlib.suppress(HookError):
+                await runner.call({"n": n})
+
+        await asyncio.gather(*(one(n) for n in range(200)))
+        rss = _rss_kb()
+        for start in range(200, 1200, 100):
+            await asyncio.gather(*(one(n) for n in range(start, start + 100)))
+        await asyncio.sleep(0.3)
+        assert _children("Z") == []
+        assert len(_children()) == 1  # only the template
+        assert _rss_kb() - rss < 16 * 1024
+    assert _open_fds() == fds_before

@@ -7,6 +7,7 @@ with ``os._exit`` so that nothing the template set up (atexit handlers, buffered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import dataclasses
 import inspect
@@ -122,7 +123,9 @@ def _encode_result(value: Any, encoder: FrameEncoder, max_frame: int) -> bytes:
     return frame
 
 
-def run(plan: ChildPlan, channel_fd: int, stdout_fd: int, stderr_fd: int, vm_bytes: int, tmp_dir: str | None) -> NoReturn:
+def run(
+    plan: ChildPlan, channel_fd: int, stdout_fd: int, stderr_fd: int, vm_bytes: int, tmp_dir: str | None
+) -> NoReturn:
     """Runs in the freshly forked child: confine, wait for the call, run it once, report, exit."""
     config = plan.config
     try:
@@ -175,23 +178,20 @@ def run(plan: ChildPlan, channel_fd: int, stdout_fd: int, stderr_fd: int, vm_byt
         value = _invoke(plan, loop, message.arg)
     except MemoryError as exc:
         frame = encoder.encode(_failure("memory", exc))
-    except BaseException as exc:  # noqa: BLE001 - whatever the hook raises (SystemExit too) is its failure
+    except BaseException as exc:
         frame = encoder.encode(_failure("raised", exc))
     else:
         try:
             frame = _encode_result(value, encoder, config.max_frame_bytes)
         except MemoryError as exc:
             frame = encoder.encode(_failure("memory", exc))
-        except BaseException as exc:  # noqa: BLE001 - unencodable or oversized result
+        except BaseException as exc:
             frame = encoder.encode(_failure("output", exc))
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(BaseException):  # a hook may have closed or replaced them
             stream.flush()
-        except BaseException:  # noqa: BLE001, S110 - a hook may have closed or replaced them
-            pass
     try:
         channel.sendall(frame)
     except BaseException:
         os._exit(EXIT_CHANNEL_LOST)
     os._exit(0)
-

@@ -12,7 +12,6 @@ import secrets
 import shutil
 import signal
 import site
-
 import sysconfig
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -56,7 +55,7 @@ def _python_paths() -> list[str]:
 
 def _module_dir(module: str) -> str | None:
     """The top-level package directory of ``module`` (found without importing it)."""
-    spec = importlib.util.find_spec(module.split(".")[0])
+    spec = importlib.util.find_spec(module.split(".", maxsplit=1)[0])
     if spec is None or spec.origin is None:
         return None
     origin = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
@@ -377,13 +376,16 @@ class _Run:
         if host is None:
             self.host_calls.append((request.method, "refused"))
             return HostReply(
-                id=request.id, ok=False, error_type="PermissionError", error="this hook may not make host calls"
+                id=request.id,
+                ok=False,
+                error_type="PermissionError",
+                error="this hook may not make host calls",
             )
         try:
             value = await host(request.method, request.args)
         except HookError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the host's refusal or failure is raised inside the hook
+        except Exception as exc:
             self.host_calls.append((request.method, type(exc).__name__))
             return HostReply(id=request.id, ok=False, error_type=type(exc).__name__, error=str(exc)[:1000])
         self.host_calls.append((request.method, "ok"))
@@ -470,5 +472,3 @@ def _exit_error(exited: Exited, limits: Limits) -> HookError:
         return HookCrashed(f"the worker was killed by {name}", signal=number)
     code = os.WEXITSTATUS(status)
     return HookCrashed(f"the worker exited with code {code} without answering", exit_code=code)
-
-

@@ -117,7 +117,16 @@ class Template:
         out_r, out_w = _pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-c", _BOOT, _RUNNER_PARENT, str(child_end.fileno()), str(os.getpid())],
+                [
+                    sys.executable,
+                    "-I",
+                    "-B",
+                    "-c",
+                    _BOOT,
+                    _RUNNER_PARENT,
+                    str(child_end.fileno()),
+                    str(os.getpid()),
+                ],
                 env=self._env,
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
@@ -251,9 +260,7 @@ class Template:
         try:
             assert self._control is not None
             payload = self._encoder.encode(Spawn(token=token))
-            socket.send_fds(
-                self._control, [len(payload).to_bytes(4, "big") + payload], [theirs.fileno(), out_w, err_w]
-            )
+            socket.send_fds(self._control, [len(payload).to_bytes(4, "big") + payload], [theirs.fileno(), out_w, err_w])
         except OSError:
             ours.close()
             for fd in (out_r, err_r):

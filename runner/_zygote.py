@@ -9,6 +9,7 @@ deadlocks children on inherited locks), reports ``Ready`` and then serves ``Spaw
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -105,11 +106,7 @@ def _check_handler(module: ModuleType, function: str) -> Callable[..., Any]:
         for p in signature.parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
-    others = [
-        p
-        for p in signature.parameters.values()
-        if p.kind == p.KEYWORD_ONLY and p.default is p.empty
-    ]
+    others = [p for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY and p.default is p.empty]
     takes_varargs = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
     if others or len(positional) > 1 or (not positional and not takes_varargs):
         raise _HookRejected(
@@ -168,10 +165,8 @@ class Template:
         pid, tmp_dir = self.children.pop(pidfd)
         self.poller.unregister(pidfd)
         # Whatever the child left in its process group goes with it.
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
         _, status, usage = os.wait4(pid, 0)
         os.close(pidfd)
         if tmp_dir is not None:
@@ -182,15 +177,11 @@ class Template:
 
     def kill_all(self) -> None:
         for pidfd in list(self.children):
-            try:
+            with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            except OSError:
-                pass
         for pidfd in list(self.children):
-            try:
+            with contextlib.suppress(OSError):
                 self.reap(pidfd)
-            except OSError:
-                pass
 
     def serve(self) -> None:
         control_fd = self.control.sock.fileno()
@@ -224,7 +215,7 @@ def _prepare(control: _Control, config: Configure, libc: ctypes.CDLL) -> tuple[_
     tasks_fd = os.open("/proc/self/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         adapter = _load_adapter(config.adapter) if config.adapter else None
-    except Exception as exc:  # noqa: BLE001 - a broken adapter is reported like a broken hook
+    except Exception as exc:
         control.send(ImportFailed(type_name=type(exc).__name__, message=f"adapter: {exc}"))
         return None
     confinement = None
@@ -255,7 +246,7 @@ def _prepare(control: _Control, config: Configure, libc: ctypes.CDLL) -> tuple[_
     except _HookRejected as exc:
         control.send(ImportFailed(type_name="HookRejected", message=str(exc)))
         return None
-    except BaseException as exc:  # noqa: BLE001 - anything the hook's import raises is its import error
+    except BaseException as exc:
         control.send(
             ImportFailed(
                 type_name=type(exc).__name__,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import HookCrashed, HookError, HookImportError, HookRunner, HookSpec, HookTimeout, Limits
+from runner import HookCrashed, HookError, HookImportError, HookRunner, HookSpec, Limits
 
 from .conftest import SANDBOX
 

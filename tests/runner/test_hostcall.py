@@ -1,0 +1,58 @@
+"""Host calls: the hook asks, the parent's handler answers during the call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from runner import HookRunner, HookSpec, Limits
+
+from .conftest import SANDBOX
+
+pytestmark = pytest.mark.anyio
+
+ASKER = """
+from runner import host_call
+
+def handler(info):
+    try:
+        return {"answer": host_call("lookup", {"user_id": info["id"]})}
+    except PermissionError as exc:
+        return {"refused": str(exc)}
+    except LookupError as exc:
+        return {"missing": str(exc)}
+"""
+
+
+async def test_host_call_is_answered_by_the_parent(write_hook: Callable[..., HookSpec]) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def host(method: str, args: dict[str, Any]) -> Any:
+        seen.append((method, args))
+        return {"role": "proxy_admin"}
+
+    async with HookRunner(write_hook(ASKER), Limits(timeout=10), SANDBOX) as runner:
+        result = await runner.call({"id": "u1"}, host=host)
+    assert result.value == {"answer": {"role": "proxy_admin"}}
+    assert seen == [("lookup", {"user_id": "u1"})]
+    assert result.host_calls == (("lookup", "ok"),)
+
+
+async def test_host_call_without_a_host_is_a_permission_error_in_the_hook(
+    write_hook: Callable[..., HookSpec],
+) -> None:
+    async with HookRunner(write_hook(ASKER), Limits(timeout=10), SANDBOX) as runner:
+        result = await runner.call({"id": "u1"})
+    assert result.value == {"refused": "this hook may not make host calls"}
+
+
+async def test_host_errors_are_raised_inside_the_hook(write_hook: Callable[..., HookSpec]) -> None:
+    async def host(method: str, args: dict[str, Any]) -> Any:
+        raise LookupError(f"user {args['user_id']} not found")
+
+    async with HookRunner(write_hook(ASKER), Limits(timeout=10), SANDBOX) as runner:
+        result = await runner.call({"id": "u9"}, host=host)
+    assert result.value == {"missing": "user u9 not found"}
+    assert result.host_calls == (("lookup", "LookupError"),)

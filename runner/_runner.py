@@ -444,6 +444,7 @@ class _Run:
         child.close()
         if self.template is not None:
             self.template.forget(child)
+            self.template.top_up()
         self.child = None
 
 

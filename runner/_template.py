@@ -224,20 +224,19 @@ class Template:
         if not self.alive:
             raise TemplateDied
         if self.idle:
-            child = self.idle.popleft()
-        else:
-            waiter: asyncio.Future[Child] = self._loop.create_future()
-            self._waiters.append(waiter)
-            self.top_up()
-            try:
-                child = await waiter
-            except asyncio.CancelledError:
-                # Cancelled (e.g. at the call's deadline) just after a child was handed over: keep it.
-                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                    self.idle.appendleft(waiter.result())
-                raise
+            # The reserve is topped up when the call is over (see HookRunner), not now: forking the
+            # replacement would compete for the CPU with the child about to run this call.
+            return self.idle.popleft()
+        waiter: asyncio.Future[Child] = self._loop.create_future()
+        self._waiters.append(waiter)
         self.top_up()
-        return child
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Cancelled (e.g. at the call's deadline) just after a child was handed over: keep it.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.idle.appendleft(waiter.result())
+            raise
 
     def top_up(self) -> None:
         """Asks for enough children to serve every waiter and keep ``prefork`` more in reserve."""

@@ -9,7 +9,7 @@ import pytest
 from runner import HookSpec, Sandbox
 
 #: Runner tests run with the full sandbox: limits and errors must behave the same under confinement.
-SANDBOX = Sandbox(enabled=False)
+SANDBOX = Sandbox()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ Every failure of a hook call is a :class:`HookError`; the proxy maps each subcla
     HookError                     base: something went wrong running the hook
     ├── HookImportError           the hook module could not be imported or is not a usable handler
     ├── HookTimeout               the call passed its wall-clock deadline and was killed
-    ├── HookLimitExceeded         the call hit a resource limit (``limit`` is "cpu" or "memory")
+    ├── HookLimitExceeded         the call hit a limit (``limit``: "cpu", "memory", "host_calls", "host_reply")
     ├── HookCrashed               the worker died without answering (signal or exit code)
     ├── HookRaised                the handler raised an exception (type, message, traceback excerpt)
     ├── HookProtocolError         the worker sent a malformed, unexpected or oversized frame
@@ -60,7 +60,8 @@ class HookTimeout(HookError):
 
 
 class HookLimitExceeded(HookError):
-    """Raised when a call is stopped by a resource limit; ``limit`` says which ("cpu" or "memory")."""
+    """Raised when a call is stopped by a limit; ``limit`` says which ("cpu", "memory", "host_calls" or
+    "host_reply")."""
 
     outcome = "limit"
 

@@ -24,7 +24,15 @@ _decoder: msgspec.msgpack.Decoder[ToChild] = msgspec.msgpack.Decoder(ToChild)
 
 
 class HostCallError(Exception):
-    """Raised inside a hook when the parent answered a host call with an error it has no closer type for."""
+    """Raised inside a hook when the parent answered a host call with an error it has no closer type for.
+
+    Attributes:
+        error_type: the name the parent gave the error (e.g. "NotFound"), for the SDK to map.
+    """
+
+    def __init__(self, message: str, *, error_type: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 # Errors the parent may name in a reply that are re-raised as the same builtin type inside the hook.
@@ -67,5 +75,7 @@ def host_call(method: str, args: dict[str, Any]) -> Any:
         raise HostCallError("unexpected reply from the host")
     if reply.ok:
         return reply.value
-    error_type = _BUILTIN_ERRORS.get(reply.error_type, HostCallError)
-    raise error_type(reply.error)
+    builtin = _BUILTIN_ERRORS.get(reply.error_type)
+    if builtin is not None:
+        raise builtin(reply.error)
+    raise HostCallError(reply.error, error_type=reply.error_type)

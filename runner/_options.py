@@ -43,6 +43,8 @@ class Limits:
         file_size_mb: the largest file a call may write (0: none at all).
         max_output_bytes: how much of stdout and of stderr is kept per call (the rest is dropped).
         max_frame_bytes: the largest message a worker may send (the result included).
+        max_host_calls: host calls one call may make; one more stops the call (a limit).
+        max_host_reply_bytes: the largest answer to one host call; a larger one stops the call (a limit).
         prefork: children forked ahead of time so that fork is off the critical path.
         import_timeout: seconds the worker template may take to import the hook.
     """
@@ -55,6 +57,8 @@ class Limits:
     file_size_mb: int = 8
     max_output_bytes: int = 64 * 1024
     max_frame_bytes: int = 4 * 1024 * 1024
+    max_host_calls: int = 100
+    max_host_reply_bytes: int = 1024 * 1024
     prefork: int = 2
     import_timeout: float = 30.0
 
@@ -63,11 +67,18 @@ class Limits:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        for name in ("memory_mb", "max_concurrency", "open_files", "max_output_bytes", "max_frame_bytes"):
+        for name in (
+            "memory_mb",
+            "max_concurrency",
+            "open_files",
+            "max_output_bytes",
+            "max_frame_bytes",
+            "max_host_reply_bytes",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("file_size_mb", "prefork"):
+        for name in ("file_size_mb", "prefork", "max_host_calls"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 0):
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

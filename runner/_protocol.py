@@ -36,6 +36,7 @@ class Configure(msgspec.Struct, tag="configure", frozen=True):
     network: bool = False
     read_paths: tuple[str, ...] = ()
     tmp_root: str | None = None
+    tmp_size_mb: int = 64
     strict: bool = True
     sandbox: bool = True
 

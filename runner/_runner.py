@@ -165,6 +165,8 @@ class HookRunner:
             network=self.sandbox.network,
             read_paths=tuple(dict.fromkeys(read_paths)),
             tmp_root=self._tmp_root,
+            # Room for every call in flight to write files up to its own size limit.
+            tmp_size_mb=max(16, self.limits.max_concurrency * self.limits.file_size_mb),
             strict=self.sandbox.strict,
             sandbox=self.sandbox.enabled,
         )
@@ -373,6 +375,9 @@ class _Run:
                         await loop.sock_sendall(child.channel, runner._encoder.encode(reply))
 
     async def _answer(self, request: HostCall, host: HostHandler | None) -> HostReply:
+        limits = self.runner.limits
+        if len(self.host_calls) >= limits.max_host_calls:
+            raise HookLimitExceeded(f"the hook made more than {limits.max_host_calls} host calls", limit="host_calls")
         if host is None:
             self.host_calls.append((request.method, "refused"))
             return HostReply(
@@ -388,8 +393,17 @@ class _Run:
         except Exception as exc:
             self.host_calls.append((request.method, type(exc).__name__))
             return HostReply(id=request.id, ok=False, error_type=type(exc).__name__, error=str(exc)[:1000])
+        reply = HostReply(id=request.id, ok=True, value=value)
+        size = len(self.runner._encoder.encode(reply))
+        if size > min(limits.max_host_reply_bytes, limits.max_frame_bytes):
+            self.host_calls.append((request.method, "too large"))
+            raise HookLimitExceeded(
+                f"the answer to host call {request.method!r} is {size} bytes, more than the "
+                f"{limits.max_host_reply_bytes} allowed",
+                limit="host_reply",
+            )
         self.host_calls.append((request.method, "ok"))
-        return HostReply(id=request.id, ok=True, value=value)
+        return reply
 
     def _drain(self, capture: Capture) -> None:
         if not capture.read_available():

@@ -229,6 +229,7 @@ def _prepare(control: _Control, config: Configure, libc: ctypes.CDLL) -> tuple[_
                 read_paths=list(config.read_paths),
                 tmp_root=config.tmp_root,
                 strict=config.strict,
+                tmp_size_mb=config.tmp_size_mb,
             )
         except SandboxUnavailable as exc:
             control.send(ImportFailed(type_name="SandboxUnavailable", message=exc.message, sandbox=True))

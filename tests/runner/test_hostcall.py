@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runner import HookRunner, HookSpec, Limits
+from runner import HookLimitExceeded, HookRunner, HookSpec, Limits
 
 from .conftest import SANDBOX
 
@@ -56,3 +56,33 @@ async def test_host_errors_are_raised_inside_the_hook(write_hook: Callable[..., 
         result = await runner.call({"id": "u9"}, host=host)
     assert result.value == {"missing": "user u9 not found"}
     assert result.host_calls == (("lookup", "LookupError"),)
+
+
+async def test_cant_make_endless_host_calls(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        from runner import host_call
+        def handler(info):
+            for _ in range(10_000):
+                host_call("lookup", {})
+            return {}
+        """
+    )
+
+    async def host(method: str, args: dict[str, Any]) -> Any:
+        return 1
+
+    async with HookRunner(spec, Limits(timeout=30, max_host_calls=50), SANDBOX) as runner:
+        with pytest.raises(HookLimitExceeded) as caught:
+            await runner.call({}, host=host)
+    assert caught.value.limit == "host_calls"
+
+
+async def test_cant_ask_for_a_huge_host_reply(write_hook: Callable[..., HookSpec]) -> None:
+    async def host(method: str, args: dict[str, Any]) -> Any:
+        return "x" * (8 * 1024 * 1024)
+
+    async with HookRunner(write_hook(ASKER), Limits(timeout=30, max_host_reply_bytes=64 * 1024), SANDBOX) as runner:
+        with pytest.raises(HookLimitExceeded) as caught:
+            await runner.call({"id": "u1"}, host=host)
+    assert caught.value.limit == "host_reply"

@@ -1,0 +1,7 @@
+"""``python -m proxy`` is the ``hookjail`` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+main()

@@ -1,0 +1,93 @@
+"""The tables. Changing them means a new migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ("Base", "HookRun", "Team", "TeamMember", "UISession", "User")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A user as the hook last decided (the values are applied on every login, not only the first)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    models: Mapped[list[str]] = mapped_column(JSON)
+    max_budget: Mapped[float | None] = mapped_column(Float)
+    budget_duration: Mapped[str | None] = mapped_column(String(16))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Team(Base):
+    """A team (filled by host calls and the management API in a later release)."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    alias: Mapped[str | None] = mapped_column(String(256))
+    models: Mapped[list[str]] = mapped_column(JSON)
+    max_budget: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TeamMember(Base):
+    """A user's membership of a team."""
+
+    __tablename__ = "team_members"
+
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UISession(Base):
+    """A UI session; deleting the row revokes the cookie that names it."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HookRun(Base):
+    """One run of the hook for one login, whatever its outcome."""
+
+    __tablename__ = "hook_runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    duration_ms: Mapped[float] = mapped_column(Float)
+    subject: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(256))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    fallback: Mapped[str | None] = mapped_column(String(32))
+    stdout: Mapped[str | None] = mapped_column(Text)
+    stderr: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    http_status: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,147 @@
+"""The configured hook and its runner: ``hook_settings`` mapped 1:1 onto the runner's options, and reloads.
+
+Reload policy: before each login the proxy asks the runner whether the hook's file (or any ``.py`` of its
+package) changed since it was imported — one ``stat`` per login — and if so re-imports it into a new worker
+template. The new version replaces the old only if it imports (keep-last-good); a failed reload is reported by
+``/health`` and logged, and logins go on with the last good version until the file changes again.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from runner import CallResult, HookError, HookRunner, HookSpec, HostHandler, Limits, Sandbox
+
+from ._config import ProxyConfig
+
+__all__ = ("ADAPTER", "HookService", "runner_options")
+
+#: Run inside the worker on the call's argument: hooks receive an ``OpenID`` object, not a dict.
+ADAPTER = "sdk._worker:openid_from_dict"
+
+logger = logging.getLogger("hookjail.hook")
+
+
+def runner_options(config: ProxyConfig, *, allow_weak_sandbox: bool = False) -> tuple[HookSpec, Limits, Sandbox]:
+    """The runner's options for the configured hook (``config.hook`` must be set)."""
+    assert config.hook is not None
+    settings = config.hook_settings
+    spec = HookSpec(path=str(config.hook.path), function=config.hook.function, adapter=ADAPTER)
+    limits = Limits(
+        timeout=settings.timeout,
+        memory_mb=settings.memory_mb,
+        cpu_seconds=settings.cpu_seconds,
+        max_concurrency=settings.max_concurrency,
+    )
+    sandbox = Sandbox(
+        network=settings.network == "allow",
+        read_paths=config.read_paths,
+        env=dict(config.env),
+        writable_tmp=True,
+        strict=settings.sandbox == "strict" and not allow_weak_sandbox,
+    )
+    return spec, limits, sandbox
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    """When the hook last changed: the newest mtime and the number of files (a package may gain files)."""
+    if path.is_dir():
+        stats = [p.stat().st_mtime_ns for p in path.rglob("*.py")]
+        return max(stats, default=0), len(stats)
+    return path.stat().st_mtime_ns, 1
+
+
+class HookService:
+    """Owns the :class:`~runner.HookRunner` of the configured hook for the proxy's lifetime.
+
+    Args:
+        config: the validated configuration (``config.hook`` must be set).
+        allow_weak_sandbox: run even if a confinement layer is unavailable (``--allow-weak-sandbox``).
+    """
+
+    def __init__(self, config: ProxyConfig, *, allow_weak_sandbox: bool = False) -> None:
+        assert config.hook is not None
+        self.config = config
+        self.target = config.hook
+        self.spec, self.limits, self.sandbox = runner_options(config, allow_weak_sandbox=allow_weak_sandbox)
+        self.runner = HookRunner(self.spec, self.limits, self.sandbox)
+        self.reloads = 0
+        self.last_reload_error: str | None = None
+        self._stack = AsyncExitStack()
+        self._reload_lock = anyio.Lock()
+        self._failed_fingerprint: tuple[int, int] | None = None
+
+    async def __aenter__(self) -> HookService:
+        """Start the runner.
+
+        Raises:
+            HookImportError: the hook does not import or is not a usable handler.
+            SandboxUnavailable: a required confinement layer is missing.
+        """
+        await self._stack.enter_async_context(self.runner)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    async def reload_if_changed(self) -> None:
+        """Re-import the hook if its file changed (keep-last-good on failure).
+
+        A version that failed to import is not retried until the file changes again.
+        """
+        try:
+            if not self.runner.hook_changed:
+                return
+            fingerprint = _fingerprint(self.target.path)
+        except OSError as exc:
+            self.last_reload_error = f"cannot read the hook file: {exc.strerror}"
+            return
+        if fingerprint == self._failed_fingerprint:
+            return
+        async with self._reload_lock:
+            try:
+                if await self.runner.reload(if_changed=True):
+                    self.reloads += 1
+                    self.last_reload_error = None
+                    logger.info("reloaded hook %s", self.target.dotted)
+            except HookError as exc:  # HookImportError, or SandboxUnavailable for the new template
+                self._failed_fingerprint = fingerprint
+                self.last_reload_error = exc.message
+                logger.error(
+                    "hook %s changed but does not import, keeping the last good version: %s",
+                    self.target.dotted,
+                    exc.message,
+                )
+            except OSError as exc:
+                self.last_reload_error = f"cannot read the hook file: {exc.strerror}"
+
+    async def call(self, openid: dict[str, Any], *, run_id: str, host: HostHandler | None = None) -> CallResult:
+        """Run the hook once for one login (reloading it first if its file changed).
+
+        Args:
+            openid: the provider's ``OpenID`` as a plain dict.
+            run_id: the id recorded with the login.
+            host: answers the hook's host calls (``user_info``, ...); without it every host call is refused.
+
+        Raises:
+            HookError: how the call failed.
+        """
+        await self.reload_if_changed()
+        return await self.runner.call(openid, run_id=run_id, host=host)
+
+    def health(self) -> dict[str, Any]:
+        """What ``/health`` reports about the hook."""
+        return {
+            "handler": self.target.dotted,
+            "healthy": self.runner.healthy,
+            "is_async": self.runner.is_async,
+            "layers": self.runner.layers,
+            "reloads": self.reloads,
+            "restarts": self.runner.restarts,
+            "last_reload_error": self.last_reload_error,
+        }

@@ -1,0 +1,261 @@
+"""One login after the identity provider has answered: hook → validation → policy → one transaction.
+
+This is the only place where runner errors become HTTP statuses. Every failure ends with no session and no
+change to the user, a hook-run record naming the outcome, and a short reason plus the run id for the page.
+
+Order: ``ALLOWED_EMAIL_DOMAINS`` (before the hook runs) → hook → strict validation → ``hook_settings.policy`` →
+``PROXY_ADMIN_ID`` (that user is always proxy_admin) → ``ui_access_mode: admin_only``. With
+``on_failure: idp_defaults`` a failed or invalid hook run is replaced by LiteLLM's defaults (a view-only user,
+no models, no budget), applied like any other values; the run keeps its failure outcome and is marked
+``fallback=idp_defaults``. Policy and admin-only refusals are never replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runner import HookError
+
+from ._config import ProxyConfig
+from ._db import Database, LoginRecord, RunRecord, utcnow
+from ._hook import HookService
+from ._sessions import SessionCodec
+from ._sso import SSOSettings
+from ._values import UserValues, ValuesInvalid, ValuesRefused, apply_policy, idp_defaults, validate_values
+
+__all__ = ("ADMIN_ROLES", "LoginFailed", "LoginGranted", "LoginService", "status_for")
+
+logger = logging.getLogger("hookjail.login")
+
+#: Roles allowed in when ``ui_access_mode: admin_only``.
+ADMIN_ROLES = frozenset({"proxy_admin", "proxy_admin_viewer"})
+
+_STATUS = {
+    "timeout": 504,
+    "limit": 502,
+    "crashed": 502,
+    "raised": 502,
+    "protocol": 502,
+    "output": 502,
+    "import_error": 503,
+    "sandbox": 503,
+    "error": 502,
+    "invalid": 403,
+    "refused": 403,
+}
+
+_REASONS = {
+    "timeout": "The login hook took too long to answer.",
+    "limit": "The login hook went over its resource limits.",
+    "crashed": "The login hook crashed.",
+    "raised": "The login hook failed with an error.",
+    "protocol": "The login hook sent a malformed answer.",
+    "output": "The login hook returned something that is not plain data.",
+    "import_error": "The login hook is not available.",
+    "sandbox": "The login hook's sandbox is not available.",
+    "error": "The login hook failed.",
+}
+
+
+def status_for(outcome: str) -> int:
+    """The HTTP status of a failed login with this outcome."""
+    return _STATUS.get(outcome, 502)
+
+
+class LoginFailed(Exception):
+    """Raised when a login is denied; carries what the error page shows."""
+
+    def __init__(self, status: int, reason: str, *, outcome: str, run_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.outcome = outcome
+        self.run_id = run_id
+
+
+@dataclass(frozen=True)
+class LoginGranted:
+    """A successful login: the session cookie to set and what was decided."""
+
+    token: str
+    expires_at: datetime
+    values: UserValues
+    run_id: str | None
+    fallback: str | None
+
+
+@dataclass
+class _Attempt:
+    run_id: str
+    started_at: datetime
+    subject: str | None
+    provider: str | None
+    duration_ms: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+    host_calls: tuple[tuple[str, str], ...] = ()
+
+    def record(self, outcome: str, **fields: Any) -> RunRecord:
+        if self.host_calls:
+            fields.setdefault("extra", {"host_calls": [list(call) for call in self.host_calls]})
+        return RunRecord(
+            run_id=self.run_id,
+            started_at=self.started_at,
+            outcome=outcome,
+            duration_ms=self.duration_ms,
+            subject=self.subject,
+            provider=self.provider,
+            stdout=self.stdout,
+            stderr=self.stderr,
+            **fields,
+        )
+
+
+class LoginService:
+    """Decides one login from the provider's ``OpenID`` (as a plain dict)."""
+
+    def __init__(
+        self,
+        *,
+        config: ProxyConfig,
+        sso: SSOSettings,
+        hook: HookService | None,
+        database: Database,
+        sessions: SessionCodec,
+    ) -> None:
+        self.config = config
+        self.sso = sso
+        self.hook = hook
+        self.database = database
+        self.sessions = sessions
+
+    async def login(self, openid: dict[str, Any]) -> LoginGranted:
+        """Run the hook, validate and check its values, and write the user, run and session at once.
+
+        Raises:
+            LoginFailed: with the status, short reason and run id for the error page.
+        """
+        email = openid.get("email")
+        subject = openid.get("id") or email
+        if self.sso.allowed_email_domains:
+            domain = (email or "").rpartition("@")[2].lower()
+            if domain not in self.sso.allowed_email_domains:
+                raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
+
+        attempt = _Attempt(
+            run_id=secrets.token_hex(8), started_at=utcnow(), subject=subject, provider=openid.get("provider")
+        )
+        fallback: str | None = None
+        failure: tuple[str, str] | None = None  # (outcome, error) of a hook failure covered by idp_defaults
+        if self.hook is None:
+            if not subject:
+                raise LoginFailed(401, "The identity provider did not say who you are.", outcome="invalid")
+            values = idp_defaults(subject, email)
+            run_id: str | None = None
+        else:
+            run_id = attempt.run_id
+            values_or_failure = await self._run_hook(openid, attempt)
+            if isinstance(values_or_failure, UserValues):
+                values = values_or_failure
+            else:
+                outcome, error, reason = values_or_failure
+                if self.config.hook_settings.on_failure == "idp_defaults" and subject:
+                    fallback, failure = "idp_defaults", (outcome, error)
+                    values = idp_defaults(subject, email)
+                    logger.warning("hook run %s failed (%s), using IdP defaults: %s", run_id, outcome, error)
+                else:
+                    status = status_for(outcome)
+                    await self._record(attempt.record(outcome, error=error, http_status=status))
+                    raise LoginFailed(status, reason, outcome=outcome, run_id=run_id)
+
+        try:
+            values = self._decide(values)
+        except ValuesRefused as exc:
+            if run_id is not None:
+                await self._record(
+                    attempt.record(
+                        "refused",
+                        error=exc.message,
+                        fallback=fallback,
+                        user_id=values.user_id,
+                        http_status=403,
+                    )
+                )
+            reason = (
+                "This admin UI is limited to proxy admins."
+                if exc.field == "ui_access_mode"
+                else f"Login refused by policy ({exc.field})."
+            )
+            raise LoginFailed(403, reason, outcome="refused", run_id=run_id) from None
+
+        now = utcnow()
+        session_id = self.sessions.new_session_id()
+        token, expires_at = self.sessions.issue(session_id=session_id, user_id=values.user_id, now=now)
+        login = LoginRecord(
+            user_id=values.user_id,
+            email=values.user_email,
+            role=values.user_role,
+            models=list(values.models),
+            max_budget=values.max_budget,
+            budget_duration=values.budget_duration,
+            provider=openid.get("provider"),
+            session_id=session_id,
+            session_expires_at=expires_at,
+        )
+        run = attempt.record(
+            "ok" if failure is None else failure[0],
+            error=None if failure is None else failure[1],
+            user_id=values.user_id,
+            fallback=fallback,
+            http_status=303,
+        )
+        try:
+            await self.database.complete_login(login, run)
+        except Exception:
+            logger.exception("could not save the login of %s (run %s)", values.user_id, run_id)
+            raise LoginFailed(
+                503, "The proxy could not save your login; try again.", outcome="database", run_id=run_id
+            ) from None
+        return LoginGranted(token=token, expires_at=expires_at, values=values, run_id=run_id, fallback=fallback)
+
+    async def _run_hook(self, openid: dict[str, Any], attempt: _Attempt) -> UserValues | tuple[str, str, str]:
+        assert self.hook is not None
+        try:
+            result = await self.hook.call(openid, run_id=attempt.run_id)
+        except HookError as exc:
+            attempt.duration_ms = exc.duration * 1000
+            attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
+            logger.warning("hook run %s failed: %s: %s", attempt.run_id, exc.outcome, exc.message)
+            return exc.outcome, exc.message, _REASONS.get(exc.outcome, _REASONS["error"])
+        except Exception as exc:  # a bug below the hook must still end as a recorded, denied login
+            logger.exception("hook run %s failed inside the proxy", attempt.run_id)
+            return "error", f"internal error: {type(exc).__name__}", _REASONS["error"]
+        attempt.duration_ms = result.duration * 1000
+        attempt.stdout, attempt.stderr = result.stdout, result.stderr
+        attempt.host_calls = result.host_calls
+        try:
+            return validate_values(result.value)
+        except ValuesInvalid as exc:
+            logger.warning("hook run %s returned invalid values: %s", attempt.run_id, exc.message)
+            where = f" ({exc.field})" if exc.field else ""
+            return "invalid", exc.message, f"The login hook returned invalid values{where}."
+
+    def _decide(self, values: UserValues) -> UserValues:
+        values = apply_policy(values, self.config.hook_settings.policy, self.config.model_names)
+        if self.sso.proxy_admin_id is not None and values.user_id == self.sso.proxy_admin_id:
+            values = values.model_copy(update={"user_role": "proxy_admin"})
+        if self.config.general_settings.ui_access_mode == "admin_only" and values.user_role not in ADMIN_ROLES:
+            raise ValuesRefused(
+                f"ui_access_mode: admin_only, and the role is {values.user_role!r}", field="ui_access_mode"
+            )
+        return values
+
+    async def _record(self, run: RunRecord) -> None:
+        try:
+            await self.database.record_run(run)
+        except Exception:
+            logger.exception("could not record hook run %s", run.run_id)

@@ -1,0 +1,130 @@
+"""sdk.testing: hooks run through the real sandbox and their values are validated as the proxy does."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runner import HookImportError, HookRaised, HookTimeout, Limits, Sandbox
+from sdk import ValuesInvalid
+from sdk.testing import FakeHost, hook_spec, run_hook, run_hook_sync
+
+from .conftest import HOOKS, hook
+from .hooks.values import returns_good_values
+
+pytestmark = pytest.mark.anyio
+
+USER = {"id": "alice", "email": "alice@example.com"}
+
+READER = """
+from pathlib import Path
+from sdk import SSOUserDefinedValues
+
+def handler(user):
+    role = Path(__file__).with_name("role.txt").read_text().strip()
+    return SSOUserDefinedValues(
+        models=[], user_id=user.id, user_email=None, user_role=role, max_budget=None, budget_duration=None
+    )
+"""
+
+
+async def test_value_holds_the_validated_values() -> None:
+    result = await run_hook(hook("values", "returns_good_values"), USER)
+    assert result.value == {
+        "models": ["gpt-4o-mini"],
+        "user_id": "alice",
+        "user_email": "alice@example.com",
+        "user_role": "internal_user",
+        "max_budget": 10.0,
+        "budget_duration": "30d",
+    }
+
+
+async def test_raw_holds_what_the_hook_returned() -> None:
+    result = await run_hook(hook("values", "returns_good_values"), USER)
+    assert result.raw["max_budget"] == 10
+    assert isinstance(result.raw["max_budget"], int)
+
+
+async def test_stdout_is_captured() -> None:
+    result = await run_hook(hook("values", "returns_good_values"), USER)
+    assert result.stdout == "hello alice\n"
+
+
+async def test_a_function_runs_from_its_module_file_in_the_sandbox() -> None:
+    result = await run_hook(returns_good_values, USER)
+    assert result.value["user_id"] == "alice"
+
+
+async def test_hooks_run_with_every_production_layer() -> None:
+    result = await run_hook(hook("values", "returns_good_values"), USER)
+    assert {"landlock", "seccomp", "network_namespace", "user_namespace"} <= set(result.layers)
+    assert all(result.layers[name] for name in ("landlock", "seccomp", "network_namespace"))
+
+
+async def test_unknown_role_is_refused_naming_the_field() -> None:
+    with pytest.raises(ValuesInvalid, match=r"user_role: must be one of the LitellmUserRoles values \(got 'root'\)"):
+        await run_hook(hook("values", "returns_unknown_role"), USER)
+
+
+async def test_extra_key_is_refused() -> None:
+    with pytest.raises(ValuesInvalid, match="is_admin: unknown key"):
+        await run_hook(hook("values", "returns_extra_key"), USER)
+
+
+async def test_bad_budget_duration_is_refused() -> None:
+    with pytest.raises(ValuesInvalid) as caught:
+        await run_hook(hook("values", "returns_bad_duration"), USER)
+    assert caught.value.field == "budget_duration"
+
+
+async def test_exception_in_hook_raises_hook_raised() -> None:
+    with pytest.raises(HookRaised, match="RuntimeError: no entry for alice"):
+        await run_hook(hook("values", "raises"), USER)
+
+
+async def test_limits_apply(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\n\ndef handler(user):\n    time.sleep(5)\n")
+    with pytest.raises(HookTimeout):
+        await run_hook(f"{slow}:handler", USER, limits=Limits(timeout=0.5))
+
+
+async def test_hook_cant_read_a_file_beside_it_unless_granted(tmp_path: Path) -> None:
+    (tmp_path / "hook.py").write_text(textwrap.dedent(READER))
+    (tmp_path / "role.txt").write_text("proxy_admin\n")
+    with pytest.raises(HookRaised, match="PermissionError"):
+        await run_hook(f"{tmp_path / 'hook.py'}:handler", USER)
+
+
+async def test_granted_file_is_readable(tmp_path: Path) -> None:
+    (tmp_path / "hook.py").write_text(textwrap.dedent(READER))
+    (tmp_path / "role.txt").write_text("proxy_admin\n")
+    sandbox = Sandbox(read_paths=(str(tmp_path / "role.txt"),))
+    result = await run_hook(f"{tmp_path / 'hook.py'}:handler", USER, sandbox=sandbox)
+    assert result.value["user_role"] == "proxy_admin"
+
+
+async def test_missing_function_is_an_import_error() -> None:
+    with pytest.raises(HookImportError, match="no function 'nope'"):
+        await run_hook(hook("values", "nope"), USER)
+
+
+def test_target_without_function_is_refused() -> None:
+    with pytest.raises(ValueError, match="path/to/custom_sso.py:function_name"):
+        hook_spec(HOOKS / "values.py")
+
+
+def test_nested_function_is_refused() -> None:
+    def handler(user: object) -> None: ...
+
+    with pytest.raises(ValueError, match="top level"):
+        hook_spec(handler)
+
+
+def test_sync_wrapper_runs_the_hook() -> None:
+    host = FakeHost()
+    result = run_hook_sync(hook("values", "returns_good_values"), USER, host=host)
+    assert result.value["user_id"] == "alice"

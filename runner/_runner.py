@@ -62,10 +62,13 @@ def _module_dir(module: str) -> str | None:
     return os.path.abspath(origin)
 
 
-def _hook_mtime(path: Path) -> int:
-    if path.is_dir():
-        return max((p.stat().st_mtime_ns for p in path.rglob("*.py")), default=0)
-    return path.stat().st_mtime_ns
+def _hook_fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """What identifies a version of the hook: each source file's name, size and mtime (empty if missing)."""
+    try:
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        return tuple((str(f), (st := f.stat()).st_size, st.st_mtime_ns) for f in files)
+    except OSError:
+        return ()
 
 
 class HookRunner:
@@ -93,7 +96,7 @@ class HookRunner:
         self._slots: asyncio.Semaphore | None = None
         self._tokens = itertools.count(1)
         self._tmp_root: str | None = None
-        self._mtime = 0
+        self._fingerprint: tuple[tuple[str, int, int], ...] = ()
         self._closed = False
         self._encoder = FrameEncoder()
         self.restarts = 0
@@ -172,7 +175,7 @@ class HookRunner:
         )
 
     async def _new_template(self) -> Template:
-        mtime = _hook_mtime(self._path)
+        fingerprint = _hook_fingerprint(self._path)
         template = Template(
             self._configure(),
             {**_BASE_ENV, **self.sandbox.env},
@@ -181,7 +184,7 @@ class HookRunner:
             on_death=self._on_template_death,
         )
         await template.start(self.limits.import_timeout)
-        self._mtime = mtime
+        self._fingerprint = fingerprint
         return template
 
     def _on_template_death(self, template: Template) -> None:
@@ -224,7 +227,7 @@ class HookRunner:
         Raises:
             HookImportError: the new version does not import; the previous one keeps serving.
         """
-        if if_changed and _hook_mtime(self._path) == self._mtime:
+        if if_changed and _hook_fingerprint(self._path) == self._fingerprint:
             return False
         new = await self._new_template()
         old, self._template = self._template, new
@@ -255,7 +258,7 @@ class HookRunner:
     @property
     def hook_changed(self) -> bool:
         """True when the hook's file changed since the running template imported it."""
-        return _hook_mtime(self._path) != self._mtime
+        return _hook_fingerprint(self._path) != self._fingerprint
 
     # --- calls ---------------------------------------------------------------------------------------------
 

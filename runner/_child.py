@@ -87,14 +87,21 @@ def apply_limits(config: Configure, vm_bytes: int) -> None:
 
 
 def _excerpt(exc: BaseException) -> str:
-    """The traceback of the hook's own frames (runner and asyncio frames dropped), bounded."""
-    frames = [
-        frame
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith((_RUNNER_DIR, _ASYNCIO_DIR, "<frozen "))
-    ]
-    lines = traceback.format_list(frames) + traceback.format_exception_only(exc)
-    text = "".join(lines)
+    """The traceback of the hook's own frames (runner and asyncio frames dropped), causes first, bounded."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 5:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    parts = []
+    for link in reversed(chain):  # as Python prints them: the original cause first
+        frames = [
+            frame
+            for frame in traceback.extract_tb(link.__traceback__)
+            if not frame.filename.startswith((_RUNNER_DIR, _ASYNCIO_DIR, "<frozen "))
+        ]
+        parts.append("".join(traceback.format_list(frames) + traceback.format_exception_only(link)))
+    text = "\nwhich led to:\n".join(parts)
     return text[-_MAX_TRACEBACK:]
 
 

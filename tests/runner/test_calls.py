@@ -165,3 +165,20 @@ async def test_hook_env_holds_only_the_allowlist_and_its_own_variables(
     assert "HOOKJAIL_TEST_PARENT_SECRET" not in env
     assert env["HR_TOKEN"] == "abc"
     assert "s3cret" not in repr(env)
+
+
+async def test_traceback_excerpt_shows_the_cause_of_a_wrapped_error(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        async def handler(info):
+            try:
+                {}["tenant"]
+            except Exception:
+                raise Exception("Failed custom auth")
+        """
+    )
+    with pytest.raises(HookRaised) as caught:
+        await _run(spec)
+    assert caught.value.message == "Exception: Failed custom auth"
+    assert "KeyError: 'tenant'" in caught.value.traceback
+    assert caught.value.traceback.index("KeyError") < caught.value.traceback.index("Failed custom auth")

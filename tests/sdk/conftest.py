@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sdk.pytest_plugin import hook_runner as hook_runner
+from sdk.pytest_plugin import hook_runner
+
+__all__ = ("HOOKS", "anyio_backend", "hook", "hook_runner")
 
 HOOKS = Path(__file__).parent / "hooks"
 

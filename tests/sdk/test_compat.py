@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from .conftest import hook
 pytestmark = pytest.mark.anyio
 
 USER = {"id": "alice", "email": "alice@example.com", "provider": "generic"}
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def _seen() -> dict[str, object]:
@@ -76,5 +78,7 @@ def test_importing_the_adapter_outside_the_worker_changes_no_import() -> None:
         "import sys, sdk._worker, fastapi_sso.sso.base as base; "
         "print(base.__file__ is not None and 'site-packages' in base.__file__, hasattr(base, 'SSOBase'))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60, cwd=REPO
+    )
     assert result.stdout.split() == ["True", "True"]

@@ -113,7 +113,7 @@ async def test_missing_function_is_an_import_error() -> None:
 
 
 def test_target_without_function_is_refused() -> None:
-    with pytest.raises(ValueError, match="path/to/custom_sso.py:function_name"):
+    with pytest.raises(ValueError, match=r"path/to/custom_sso\.py:function_name"):
         hook_spec(HOOKS / "values.py")
 
 

@@ -6,9 +6,9 @@ import json
 import sys
 
 from fastapi_sso.sso.base import OpenID
-from litellm.proxy._types import LitellmUserRoles, NewUserRequest, ProxyException, SSOUserDefinedValues
-from litellm.proxy.management_endpoints.internal_user_endpoints import new_user, user_info
-from litellm.proxy.management_endpoints.team_endpoints import add_new_member, team_info
+from litellm.proxy._types import LitellmUserRoles, NewUserRequest, ProxyException, SSOUserDefinedValues  # type: ignore[import-not-found]
+from litellm.proxy.management_endpoints.internal_user_endpoints import new_user, user_info  # type: ignore[import-not-found]
+from litellm.proxy.management_endpoints.team_endpoints import add_new_member, team_info  # type: ignore[import-not-found]
 
 import sdk
 

@@ -92,7 +92,7 @@ async def create_user(user: OpenID) -> SSOUserDefinedValues:
             max_budget=5,
             budget_duration="30d",
             teams=["eng"],
-            tpm_limit=100,
+            tpm_limit=100,  # type: ignore[call-arg]  # a LiteLLM field hookjail accepts and does not store
         ),
         user_api_key_dict=UserAPIKeyAuth(user_role=LitellmUserRoles.PROXY_ADMIN),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sdk import LitellmUserRoles, OpenID, SSOUserDefinedValues
 
@@ -20,7 +20,7 @@ def _good(user: OpenID) -> dict[str, Any]:
 
 def returns_good_values(user: OpenID) -> SSOUserDefinedValues:
     print(f"hello {user.id}")
-    return SSOUserDefinedValues(**_good(user))
+    return cast(SSOUserDefinedValues, _good(user))
 
 
 async def returns_unknown_role(user: OpenID) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def test_fixture_runs_hooks_from_plain_tests(hook_runner: HookTester) -> None:
     assert result.value["user_id"] == "carol"
 
 
-def test_plugin_loads_with_dash_p(tmp_path: Path) -> None:
+def test_plugin_loads_through_its_entry_point(tmp_path: Path) -> None:
     test_file = tmp_path / "test_hook.py"
     test_file.write_text(
         textwrap.dedent(
@@ -41,7 +41,7 @@ def test_plugin_loads_with_dash_p(tmp_path: Path) -> None:
         )
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "sdk.pytest_plugin", "-q", "-p", "no:cacheprovider", str(test_file)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
         capture_output=True,
         text=True,
         check=False,

@@ -48,6 +48,58 @@ SPAWN_SCRIPT = (
 )
 
 
+# Runs in a fresh interpreter: confines itself like a worker template, then forks children and times each
+# per-child step (median over the children, in ms). Prints one JSON object.
+LAYER_SCRIPT = """
+import asyncio, json, os, statistics, sys, tempfile, time
+from runner._child import apply_limits
+from runner._confine import Confinement
+from runner._protocol import Configure
+from runner._runner import _python_paths
+n = int(sys.argv[1])
+tmp_root = tempfile.mkdtemp(prefix="hookjail-bench-")
+start = time.perf_counter()
+conf = Confinement.prepare(network=False, read_paths=_python_paths(), tmp_root=tmp_root, strict=True)
+prepare_ms = (time.perf_counter() - start) * 1e3
+config = Configure(path="", function="f")
+steps = {"fork+exit": [], "rlimits": [], "landlock": [], "seccomp": [], "event loop": []}
+for i in range(n):
+    tmp_dir = os.path.join(tmp_root, f"c{i}")
+    os.mkdir(tmp_dir)
+    r, w = os.pipe()
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        t1 = time.perf_counter(); apply_limits(config, 1 << 40)
+        t2 = time.perf_counter(); conf._child_landlock.restrict(None); conf._child_landlock.close()
+        t3 = time.perf_counter(); conf._child_seccomp.load()
+        t4 = time.perf_counter(); asyncio.new_event_loop()
+        t5 = time.perf_counter()
+        os.write(w, json.dumps([t2 - t1, t3 - t2, t4 - t3, t5 - t4]).encode())
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, 1000)
+    os.waitpid(pid, 0)
+    total = time.perf_counter() - t0
+    os.close(r)
+    parts = json.loads(data)
+    steps["fork+exit"].append(total - sum(parts))
+    for name, value in zip(["rlimits", "landlock", "seccomp", "event loop"], parts):
+        steps[name].append(value)
+result = {name: statistics.median(values) * 1e3 for name, values in steps.items()}
+result["template prepare (once)"] = prepare_ms
+print(json.dumps(result))
+"""
+
+
+def _layer_costs(children: int) -> dict[str, float]:
+    """Median cost of each per-child step, measured in a confined template of its own."""
+    out = subprocess.run(
+        [sys.executable, "-c", LAYER_SCRIPT, str(children)], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(json.loads(out))
+
+
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     q = statistics.quantiles(ordered, n=100, method="inclusive")
@@ -168,8 +220,12 @@ async def main() -> None:
         f"\nhookjail (all layers) vs a fresh python per call: {spawn_p50 / full['p50']:.0f}x faster back to back, "
         f"{rows['fresh python per call']['idle p50'] / full['idle p50']:.0f}x on an idle system (p50)"
     )
+    layers = _layer_costs(200)
+    print("\nper-child steps (median of 200 forked children, ms; all but fork+exit run before the call arrives):")
+    for name, value in layers.items():
+        print(f"  {name:<24} {value:7.3f}")
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"designs": rows, "per_child_ms": layers}, indent=2))
 
 
 if __name__ == "__main__":

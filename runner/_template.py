@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ _BOOT = (
 _RUNNER_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _IMPORT_OUTPUT_LIMIT = 16 * 1024
 
+logger = logging.getLogger("hookjail.runner")
+
 
 def _pipe() -> tuple[int, int]:
     """A pipe whose read end (ours) never blocks and whose write end (the worker's) does."""
@@ -39,22 +42,50 @@ class TemplateDied(Exception):
     """Raised to calls waiting for a child when their template exits; they retry on a new one."""
 
 
+class NotOurChild(Exception):
+    """The template named a process that is not its child (a hook tampering with its template)."""
+
+
+def child_pidfd(pid: int, template_pid: int) -> int | None:
+    """A pidfd for ``pid`` once it is shown to be a child of the template; None if it already went.
+
+    The template's word is not trusted: a hook's import-time code runs inside it and could name any process
+    (the proxy itself) for the parent to SIGKILL at the call's end. The pidfd is opened first and checked
+    alive after reading the parent pid, so the /proc entry read was that same process.
+
+    Raises:
+        NotOurChild: ``pid`` is alive and is not the template's child.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # already exited and reaped: its Exited message is on the way
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        signal.pidfd_send_signal(pidfd, 0)
+    except OSError:
+        os.close(pidfd)
+        return None
+    if parent != template_pid:
+        os.close(pidfd)
+        raise NotOurChild(f"process {pid} is not a child of the worker template {template_pid}")
+    return pidfd
+
+
 class Child:
     """One forked child, confined and waiting for (or running) exactly one call."""
 
     __slots__ = ("channel", "err", "exited", "out", "pid", "pidfd", "token")
 
-    def __init__(self, token: int, pid: int, channel: socket.socket, out: int, err: int) -> None:
+    def __init__(self, token: int, pid: int, channel: socket.socket, out: int, err: int, pidfd: int | None) -> None:
         self.token = token
         self.pid = pid
         self.channel = channel
         self.out = out
         self.err = err
+        self.pidfd = pidfd
         self.exited: asyncio.Future[Exited | None] = asyncio.get_running_loop().create_future()
-        try:
-            self.pidfd: int | None = os.pidfd_open(pid)
-        except OSError:  # already gone and reaped: its Exited message is on the way
-            self.pidfd = None
 
     def kill(self) -> None:
         """SIGKILLs the child through its pidfd (no pid-reuse race); harmless if it already exited."""
@@ -151,6 +182,9 @@ class Template:
         except TimeoutError:
             await self.stop()
             raise HookImportError(f"importing the hook took longer than {timeout:g} s") from None
+        except asyncio.CancelledError:  # e.g. the runner closed while this template was starting
+            await asyncio.shield(self.stop())
+            raise
         if isinstance(answer, Ready):
             self.ready = answer
             self.alive = True
@@ -302,8 +336,9 @@ class Template:
             try:
                 message = self._decoder.decode(data[4:])
             except msgspec.DecodeError:
-                # Only our own template writes here (children close this fd before running hook code).
-                self._on_control_closed()
+                # Children close this fd before running hook code, but the hook's import-time code runs in
+                # the template itself: garbage here means it tampered with the template.
+                self._violation("it sent a malformed control frame")
                 return
             self._dispatch(message)
 
@@ -312,7 +347,17 @@ class Template:
             fds = self._spawning.pop(message.token, None)
             if fds is None:
                 return
-            child = Child(message.token, message.pid, *fds)
+            assert self._proc is not None
+            try:
+                pidfd = child_pidfd(message.pid, self._proc.pid)
+            except NotOurChild as exc:
+                ours, out_r, err_r = fds
+                ours.close()
+                os.close(out_r)
+                os.close(err_r)
+                self._violation(str(exc))
+                return
+            child = Child(message.token, message.pid, *fds, pidfd)
             self._children[child.pid] = child
             while self._waiters:
                 waiter = self._waiters.popleft()
@@ -332,6 +377,13 @@ class Template:
                 self.top_up()
         elif not self._ready_future.done():
             self._ready_future.set_result(message)
+
+    def _violation(self, what: str) -> None:
+        """The template broke the protocol in a way only tampering explains: it is killed, not trusted."""
+        logger.error("killing the hook's worker template: %s", what)
+        if self._proc is not None:
+            self._proc.kill()
+        self._on_control_closed()
 
     def _on_control_closed(self) -> None:
         was_alive = self.alive

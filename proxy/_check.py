@@ -1,7 +1,10 @@
 """``hookjail check``: confine and import the hook, run it once on a sample (or given) OpenID, validate the
 result.
 
-The same path a login takes, without the identity provider and the database.
+The same path a login takes, without the identity provider and the database: the hook's host calls
+(``user_info``, ...) are answered by an empty in-memory host granting ``hook_settings.permissions``, so a
+lookup finds nobody, as on a first login (``--no-host`` refuses them instead). The pieces shared with
+``hookjail bench`` live here too: reading an OpenID, the host, and judging a result as a login would.
 """
 
 from __future__ import annotations
@@ -9,15 +12,29 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from runner import HookError, HookRunner
+from fastapi_sso.sso.base import OpenID
+from pydantic import ValidationError
+
+from runner import HookError, HookRunner, HostHandler
 
 from ._config import ProxyConfig
+from ._errors import ConfigError
 from ._hook import runner_options
 from ._values import ValuesInvalid, ValuesRefused, apply_policy, validate_values
 
-__all__ = ("SAMPLE_OPENID", "CheckReport", "run_check")
+__all__ = (
+    "SAMPLE_OPENID",
+    "CheckReport",
+    "Verdict",
+    "empty_host",
+    "format_layers",
+    "judge",
+    "load_openid",
+    "run_check",
+)
 
 SAMPLE_OPENID: dict[str, Any] = {
     "id": "check-user",
@@ -28,6 +45,82 @@ SAMPLE_OPENID: dict[str, Any] = {
     "picture": None,
     "provider": "generic",
 }
+
+
+def load_openid(text: str | None = None, *, path: str | None = None) -> dict[str, Any] | None:
+    """The OpenID given on the command line (``--openid JSON`` or ``--openid-file PATH``), validated as
+    fastapi-sso's ``OpenID``; ``None`` when neither is given (the sample user is used).
+
+    Raises:
+        ConfigError: the file cannot be read, or its content is not an OpenID JSON object.
+    """
+    source = "--openid"
+    if path is not None:
+        source = f"--openid-file {path}"
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read the file: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{source}: not a UTF-8 text file") from None
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return OpenID.model_validate(data).model_dump(mode="json")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'openid'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source}: not a valid OpenID: {problems}") from None
+
+
+def empty_host(config: ProxyConfig) -> HostHandler:
+    """An empty in-memory host granting ``hook_settings.permissions`` (a fresh one per call): ``user_info``
+    finds nobody, ``new_user`` creates in memory only — as on a first login, with nothing written anywhere."""
+    from sdk.testing import FakeHost  # noqa: PLC0415 (only the CLI needs the SDK's test host)
+
+    return FakeHost(grants=config.hook_settings.permissions)
+
+
+def host_description(config: ProxyConfig, *, host: bool) -> str:
+    """One line saying how host calls are answered."""
+    if not host:
+        return "refused (--no-host)"
+    granted = ", ".join(config.hook_settings.permissions) or "none"
+    return f"an empty in-memory host, as for a first login (granted: {granted})"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a login would make of a hook's result: ``outcome`` "ok", "invalid" or "refused"."""
+
+    outcome: str
+    values: dict[str, Any] | None
+    error: str | None = None
+
+
+def judge(value: Any, config: ProxyConfig) -> Verdict:
+    """Validate a hook's result and apply ``hook_settings.policy``, as a login does."""
+    try:
+        values = apply_policy(validate_values(value), config.hook_settings.policy, config.model_names)
+    except (ValuesInvalid, ValuesRefused) as exc:
+        return Verdict(exc.outcome, value if isinstance(value, dict) else None, exc.message)
+    return Verdict("ok", values.model_dump())
+
+
+def format_layers(layers: dict[str, bool | str]) -> list[str]:
+    """The sandbox layers as aligned lines (``on``/``off`` or the layer's own detail)."""
+    if not layers:
+        return ["  (none reported)"]
+    width = max(len(name) for name in layers)
+    shown = {
+        name: ("on" if value is True else "OFF" if value is False else str(value)) for name, value in layers.items()
+    }
+    return [f"  {name:<{width}}  {value}" for name, value in shown.items()]
 
 
 @dataclass
@@ -42,6 +135,8 @@ class CheckReport:
     stderr: str = ""
     run_id: str | None = None
     layers: dict[str, bool | str] = field(default_factory=dict)
+    host_calls: tuple[tuple[str, str], ...] = ()
+    host: str = ""
 
     @property
     def ok(self) -> bool:
@@ -49,7 +144,7 @@ class CheckReport:
         return self.outcome == "ok"
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as the JSON object ``--json`` prints."""
+        """The report as the JSON object ``--json`` prints (a stable contract: exactly these keys)."""
         return {
             "outcome": self.outcome,
             "values": self.values,
@@ -70,8 +165,10 @@ class CheckReport:
             lines.append(f"duration: {self.duration_ms:.1f} ms")
         if self.layers:
             lines.append("sandbox layers:")
-            width = max(len(name) for name in self.layers)
-            lines += [f"  {name:<{width}}  {value}" for name, value in self.layers.items()]
+            lines += format_layers(self.layers)
+        if self.host:
+            lines.append(f"host calls: {self.host}")
+            lines += [f"  {method} -> {outcome}" for method, outcome in self.host_calls]
         if self.values is not None:
             lines.append("values:")
             lines += ["  " + line for line in json.dumps(self.values, indent=2).splitlines()]
@@ -86,18 +183,34 @@ class CheckReport:
 
 
 async def run_check(
-    config: ProxyConfig, openid: dict[str, Any] | None = None, *, allow_weak_sandbox: bool = False
+    config: ProxyConfig,
+    openid: dict[str, Any] | None = None,
+    *,
+    allow_weak_sandbox: bool = False,
+    host: bool = True,
 ) -> CheckReport:
-    """Run the configured hook once through the sandbox and validate what it returns."""
+    """Run the configured hook once through the sandbox and validate what it returns.
+
+    Args:
+        config: the validated configuration.
+        openid: the user (default: :data:`SAMPLE_OPENID`).
+        allow_weak_sandbox: run even if a confinement layer is unavailable.
+        host: answer host calls from an empty in-memory host (``False``: refuse them).
+    """
     if config.hook is None:
         return CheckReport(outcome="import_error", error="general_settings.custom_sso is not set")
     spec, limits, sandbox = runner_options(config, allow_weak_sandbox=allow_weak_sandbox)
     run_id = secrets.token_hex(8)
+    described = host_description(config, host=host)
     try:
         async with HookRunner(spec, limits, sandbox) as runner:
             layers = runner.layers
             try:
-                result = await runner.call(openid if openid is not None else SAMPLE_OPENID, run_id=run_id)
+                result = await runner.call(
+                    openid if openid is not None else SAMPLE_OPENID,
+                    run_id=run_id,
+                    host=empty_host(config) if host else None,
+                )
             except HookError as exc:
                 return CheckReport(
                     outcome=exc.outcome,
@@ -107,23 +220,20 @@ async def run_check(
                     stderr=exc.stderr,
                     run_id=exc.run_id or run_id,
                     layers=layers,
+                    host=described,
                 )
     except HookError as exc:
         return CheckReport(outcome=exc.outcome, error=exc.message, stdout=exc.stdout, stderr=exc.stderr)
-    report = CheckReport(
-        outcome="ok",
+    verdict = judge(result.value, config)
+    return CheckReport(
+        outcome=verdict.outcome,
+        values=verdict.values,
+        error=verdict.error,
         duration_ms=result.duration * 1000,
         stdout=result.stdout,
         stderr=result.stderr,
         run_id=result.run_id,
         layers=layers,
+        host_calls=result.host_calls,
+        host=described,
     )
-    try:
-        values = validate_values(result.value)
-        apply_policy(values, config.hook_settings.policy, config.model_names)
-    except (ValuesInvalid, ValuesRefused) as exc:
-        report.outcome, report.error = exc.outcome, exc.message
-        report.values = result.value if isinstance(result.value, dict) else None
-        return report
-    report.values = values.model_dump()
-    return report

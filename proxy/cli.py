@@ -1,7 +1,12 @@
 """The ``hookjail`` command.
 
-``hookjail --config config.yaml [...]`` serves the proxy (LiteLLM's muscle memory); ``hookjail check`` runs
-the hook once through the sandbox. (Subcommands ``bench`` and ``demo`` are reserved.)
+``hookjail --config config.yaml [...]`` serves the proxy (LiteLLM's muscle memory); subcommands:
+
+- ``hookjail check``: confine and import the hook, print the sandbox layers, run it once, print the values;
+- ``hookjail bench``: run the hook many times, print the latency distribution and a suggested timeout;
+- ``hookjail demo``: serve the bundled example behind an embedded development OpenID provider.
+
+Exit status: 0 ok, 1 the hook (or the server) failed, 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -12,23 +17,30 @@ import json
 import logging
 import math
 import os
+import shutil
+import signal
+import socket
 import sys
-from collections.abc import Sequence
-from typing import Any
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
 import uvicorn
-from fastapi_sso.sso.base import OpenID
-from pydantic import ValidationError
+from fastapi import FastAPI
 
 from ._app import create_app, serve_settings
-from ._check import run_check
+from ._bench import BenchOptions, run_bench, unicode_ok
+from ._check import load_openid, run_check
 from ._config import ProxyConfig, load_config
 from ._errors import ConfigError
+from ._term import ProgressBar
 
 __all__ = ("main", "run")
 
-SUBCOMMANDS = ("check",)
-RESERVED = ("bench", "demo")
+SUBCOMMANDS = ("check", "bench", "demo")
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _positive_float(text: str) -> float:
@@ -51,37 +63,72 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {text!r}")
+    return value
+
+
 def _add_hook_flags(parser: argparse.ArgumentParser, *, concurrency: bool) -> None:
     group = parser.add_argument_group("hook limits (override hook_settings in config.yaml)")
     group.add_argument(
         "--hook-timeout",
         type=_positive_float,
         metavar="S",
-        help="wall-clock seconds per hook call (config default: 5)",
+        help="wall-clock seconds per hook call (default: hook_settings.timeout, else 5)",
     )
     group.add_argument(
         "--hook-memory-mb",
         type=_positive_int,
         metavar="MB",
-        help="memory a hook call may use, in MiB (config default: 256)",
+        help="memory a hook call may use, in MiB (default: hook_settings.memory_mb, else 256)",
     )
     group.add_argument(
         "--hook-cpu-seconds",
         type=_positive_float,
         metavar="S",
-        help="CPU seconds per hook call (config default: 2)",
+        help="CPU seconds per hook call (default: hook_settings.cpu_seconds, else 2)",
     )
     if concurrency:
         group.add_argument(
             "--hook-concurrency",
             type=_positive_int,
             metavar="N",
-            help="hook calls in flight at once (config default: 8)",
+            help="hook calls in flight at once (default: hook_settings.max_concurrency, else 8)",
         )
     group.add_argument(
         "--allow-weak-sandbox",
         action="store_true",
-        help="start even if this host cannot provide every confinement layer (default: refuse)",
+        help="run even if this host cannot provide every confinement layer (default: refuse)",
+    )
+
+
+def _add_openid_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--openid",
+        metavar="JSON",
+        help="the OpenID to pass, as a JSON object (default: a sample user), e.g. "
+        '\'{"id": "alice", "email": "alice@example.com"}\'',
+    )
+    group.add_argument(
+        "--openid-file",
+        metavar="PATH",
+        help="read the OpenID to pass from a JSON file (default: a sample user)",
+    )
+
+
+def _add_host_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-host",
+        dest="host",
+        action="store_false",
+        help="refuse the hook's host calls (user_info, ...) instead of answering them from an empty "
+        "in-memory host granting hook_settings.permissions, as for a first login (default: answer)",
     )
 
 
@@ -89,7 +136,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookjail",
         description="Serve the admin UI's SSO login, running the custom SSO handler in a sandbox. "
-        "Subcommand: 'hookjail check --help'.",
+        "Subcommands: 'hookjail check --help', 'hookjail bench --help', 'hookjail demo --help'.",
     )
     parser.add_argument("--config", required=True, metavar="PATH", help="LiteLLM-style config.yaml (required)")
     parser.add_argument(
@@ -97,18 +144,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         default="0.0.0.0",  # noqa: S104 (LiteLLM's default)
         help="address to listen on (default: 0.0.0.0)",
     )
-    parser.add_argument("--port", type=int, default=4000, help="port to listen on (default: 4000)")
+    parser.add_argument("--port", type=_port, default=4000, help="port to listen on (default: 4000)")
     parser.add_argument(
         "--database-url",
         metavar="URL",
         help="database URL (default: general_settings.database_url, else a SQLite file hookjail.db beside config.yaml)",
     )
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=("debug", "info", "warning", "error"),
-        help="log level (default: info)",
-    )
+    parser.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="log level (default: info)")
     _add_hook_flags(parser, concurrency=True)
     return parser
 
@@ -116,18 +158,109 @@ def _serve_parser() -> argparse.ArgumentParser:
 def _check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookjail check",
-        description="Confine and import the hook, run it once on a sample (or given) OpenID, and print the "
-        "validated values. Exits non-zero unless the outcome is ok.",
+        description="Confine and import the hook, print the active sandbox layers, run it once on a sample "
+        "(or given) OpenID, and print the validated values. Exits 0 if the outcome is ok, 1 if the hook "
+        "failed or its values were refused, 2 on a usage or configuration error.",
+    )
+    parser.add_argument("--config", required=True, metavar="PATH", help="LiteLLM-style config.yaml (required)")
+    _add_openid_flags(parser)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (outcome, values, error, duration_ms, stdout, stderr, run_id, layers) "
+        "instead of text (default: text)",
+    )
+    _add_host_flag(parser)
+    _add_hook_flags(parser, concurrency=False)
+    return parser
+
+
+def _bench_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookjail bench",
+        description="Run the hook through the sandbox many times with the config's hook_settings, then print "
+        "the latency distribution (p50/p90/p99/max and a histogram), the outcome counts and a suggested "
+        "--hook-timeout: max(p99 x safety factor, floor), rounded up. A progress bar goes to stderr when it is "
+        "a terminal. The hook really runs every time: with hook_settings.network: allow, whatever it calls over the "
+        "network is called N times. Exits 0 if every call was ok, 1 otherwise, 2 on a usage or configuration error.",
     )
     parser.add_argument("--config", required=True, metavar="PATH", help="LiteLLM-style config.yaml (required)")
     parser.add_argument(
-        "--openid",
-        metavar="JSON",
-        help="the OpenID to pass, as a JSON object (default: a sample user), e.g. "
-        '\'{"id": "alice", "email": "alice@example.com"}\'',
+        "-n", "--calls", type=_positive_int, default=500, metavar="N", help="calls in all (default: 500)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    _add_hook_flags(parser, concurrency=False)
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="callers at once, each calling again when its call returns (default: 4); more than "
+        "hook_settings.max_concurrency makes calls wait for a worker slot, as logins would",
+    )
+    _add_openid_flags(parser)
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object with the same figures (default: text)"
+    )
+    parser.add_argument(
+        "--safety-factor",
+        type=_positive_float,
+        default=3.0,
+        metavar="X",
+        help="the suggested timeout is p99 times this (default: 3)",
+    )
+    parser.add_argument(
+        "--timeout-floor",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="the smallest timeout suggested, in seconds (default: 1)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="never draw the progress bar (default: draw it on stderr when stderr is a terminal)",
+    )
+    _add_host_flag(parser)
+    _add_hook_flags(parser, concurrency=True)
+    return parser
+
+
+def _demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookjail demo",
+        description="For development only. Serve the bundled example (examples/config.yaml and "
+        "examples/custom_sso.py) behind an embedded development OpenID provider that signs in anyone: open the "
+        "printed URL, click 'Log in with SSO', type any name or email, and see the hook's values on the "
+        "dashboard. Needs no environment variables: the master key and the OIDC client are made up for the "
+        "session, the database is a temporary SQLite file.",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the proxy listens on (default: 127.0.0.1); the provider always listens on 127.0.0.1, "
+        "so the browser must run on this machine",
+    )
+    parser.add_argument("--port", type=_port, default=4000, help="port the proxy listens on (default: 4000)")
+    parser.add_argument(
+        "--idp-port",
+        type=_port,
+        default=0,
+        metavar="PORT",
+        help="port of the development OpenID provider on 127.0.0.1 (default: 0, any free port)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="serve another config.yaml, e.g. examples/domain_roles/config.yaml (default: examples/config.yaml "
+        "of this checkout, else of the current directory)",
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="keep users in this database (default: a temporary SQLite file, deleted when the demo stops)",
+    )
+    parser.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="log level (default: info)")
+    _add_hook_flags(parser, concurrency=True)
     return parser
 
 
@@ -141,19 +274,22 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, flag) for flag, key in mapping.items() if getattr(args, flag, None) is not None}
 
 
-def _load(args: argparse.Namespace) -> ProxyConfig:
-    return load_config(args.config).with_hook_settings(**_overrides(args))
+def _load(args: argparse.Namespace, path: str | Path | None = None) -> ProxyConfig:
+    return load_config(path if path is not None else args.config).with_hook_settings(**_overrides(args))
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage or configuration error)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments and arguments[0] in RESERVED:
-        print(f"hookjail: '{arguments[0]}' is not available in this version", file=sys.stderr)
-        return 2
+    commands: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
+        "check": (_check_parser, _check),
+        "bench": (_bench_parser, _bench),
+        "demo": (_demo_parser, _demo),
+    }
     try:
-        if arguments and arguments[0] == "check":
-            return _check(_check_parser().parse_args(arguments[1:]))
+        if arguments and arguments[0] in commands:
+            parser, command = commands[arguments[0]]
+            return command(parser().parse_args(arguments[1:]))
         return _serve(_serve_parser().parse_args(arguments))
     except ConfigError as exc:
         print(f"hookjail: configuration error: {exc}", file=sys.stderr)
@@ -165,20 +301,101 @@ def main() -> None:
     sys.exit(run())
 
 
+def _write(text: str, stream: TextIO) -> None:
+    """Print, replacing what the stream's encoding cannot show (a C locale must not crash a report)."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "replace").decode(encoding), file=stream, flush=True)
+
+
+# --- check ---------------------------------------------------------------------------------------------------
+
+
 def _check(args: argparse.Namespace) -> int:
     config = _load(args)
-    openid: dict[str, Any] | None = None
-    if args.openid is not None:
-        try:
-            openid = OpenID.model_validate(json.loads(args.openid)).model_dump(mode="json")
-        except (ValueError, ValidationError) as exc:
-            raise ConfigError(f"--openid: not a valid OpenID JSON object: {exc}") from None
-    report = asyncio.run(run_check(config, openid, allow_weak_sandbox=args.allow_weak_sandbox))
+    openid = load_openid(args.openid, path=args.openid_file)
+    report = asyncio.run(run_check(config, openid, allow_weak_sandbox=args.allow_weak_sandbox, host=args.host))
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(report.as_dict()), flush=True)
     else:
-        print(report.as_text())
+        _write(report.as_text(), sys.stdout)
     return 0 if report.ok else 1
+
+
+# --- bench ---------------------------------------------------------------------------------------------------
+
+
+def _bench(args: argparse.Namespace) -> int:
+    config = _load(args)
+    openid = load_openid(args.openid, path=args.openid_file)
+    options = BenchOptions(
+        calls=args.calls,
+        concurrency=args.concurrency,
+        safety_factor=args.safety_factor,
+        floor=args.timeout_floor,
+        host=args.host,
+        allow_weak_sandbox=args.allow_weak_sandbox,
+    )
+    progress = ProgressBar(options.calls, sys.stderr, enabled=args.progress and sys.stderr.isatty(), label="bench ")
+    failed = 0
+
+    def on_call(outcome: str) -> None:
+        nonlocal failed
+        failed += outcome != "ok"
+        progress.advance(note=f"{failed} failed" if failed else "")
+
+    try:
+        report = asyncio.run(run_bench(config, openid, options, on_call))
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"hookjail bench: interrupted after {progress.done} of {options.calls} calls", file=sys.stderr)
+        return 130
+    progress.close()
+    if args.json:
+        print(json.dumps(report.as_dict()), flush=True)
+    else:
+        _write(report.as_text(unicode=unicode_ok(sys.stdout)), sys.stdout)
+    return 0 if report.ok else 1
+
+
+# --- serve and demo ------------------------------------------------------------------------------------------
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+
+
+def _run_server(
+    app: FastAPI, *, host: str, port: int, log_level: str, on_started: Callable[[], None] | None = None
+) -> int:
+    """Serve ``app`` until interrupted; 1 if it did not start (the reason is printed)."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on"))
+
+    async def announce(callback: Callable[[], None]) -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        callback()
+
+    async def serve() -> None:
+        announcer = asyncio.create_task(announce(on_started)) if on_started is not None else None
+        try:
+            await server.serve()
+        finally:
+            if announcer is not None:
+                announcer.cancel()
+
+    try:
+        asyncio.run(serve())
+    except SystemExit:
+        if server.started:
+            raise
+    except KeyboardInterrupt:
+        if not server.started:
+            return 1
+    if not server.started:
+        message = app.state.startup_error or "the server did not start (see the log above)"
+        print(f"hookjail: cannot start: {message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -186,18 +403,114 @@ def _serve(args: argparse.Namespace) -> int:
     settings = serve_settings(
         config, os.environ, database_url=args.database_url, allow_weak_sandbox=args.allow_weak_sandbox
     )
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
-    app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, lifespan="on")
-    )
+    _configure_logging(args.log_level)
+    return _run_server(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import demo_environ, find_example_config, run_dev_idp  # noqa: PLC0415 (flask etc. only here)
+
+    config_path = find_example_config(args.config, Path.cwd())
+    config = _load(args, config_path)
+    _port_free(args.host, args.port)
+    # uvicorn stops gracefully on SIGTERM, then re-raises it: make that an interrupt so the cleanup below runs
+    signal.signal(signal.SIGTERM, _interrupt)
+    scratch = None
+    database_url = args.database_url
+    if database_url is None:
+        scratch = Path(tempfile.mkdtemp(prefix="hookjail-demo-"))
+        database_url = f"sqlite:///{scratch / 'demo.db'}"
+    _configure_logging(args.log_level)
+    if args.log_level != "debug":
+        # the provider's request log and the libraries' chatter would bury the instructions
+        for name in ("werkzeug", "oidc_provider_mock", "httpx", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        asyncio.run(server.serve())
-    except SystemExit:
-        if server.started:
-            raise
-    if not server.started:
-        message = app.state.startup_error or "the server did not start (see the log above)"
-        print(f"hookjail: cannot start: {message}", file=sys.stderr)
-        return 1
-    return 0
+        with run_dev_idp(args.idp_port) as idp:
+            environ = demo_environ(idp)
+            settings = serve_settings(
+                config, environ, database_url=database_url, allow_weak_sandbox=args.allow_weak_sandbox
+            )
+            browse = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"  # noqa: S104
+            url = f"http://{'[' + browse + ']' if ':' in browse else browse}:{args.port}/"
+            banner = _demo_banner(
+                url=url,
+                config=config,
+                idp_url=idp.url,
+                database=str(scratch / "demo.db") if scratch else _hide_password(database_url),
+                temporary=scratch is not None,
+                host=args.host,
+            )
+            return _run_server(
+                create_app(settings),
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+                on_started=lambda: _write(banner, sys.stdout),
+            )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL: serve_settings reports it
+        return url
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _port_free(host: str, port: int) -> None:
+    """Fail early, with the flag to change, when the port is taken (a LiteLLM proxy often has 4000)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); pick another port"
+            ) from None
+
+
+def _demo_banner(*, url: str, config: ProxyConfig, idp_url: str, database: str, temporary: bool, host: str) -> str:
+    from ._demo import CLIENT_ID, SAMPLE_USERS  # noqa: PLC0415
+
+    hook = config.hook.dotted if config.hook is not None else "none (general_settings.custom_sso is not set)"
+    try:
+        shown_config = config.path.relative_to(Path.cwd())
+    except ValueError:
+        shown_config = config.path
+    rule = "=" * 78
+    lines = [
+        "",
+        rule,
+        "hookjail demo: FOR DEVELOPMENT ONLY. The identity provider below signs in anyone, without a password.",
+        rule,
+        "",
+        f"  1. Open {url}",
+        '  2. Click "Log in with SSO".',
+        '  3. On the provider\'s page type any name or email in the "sub" box and press "Authorize"',
+        f"     (or click {' / '.join(SAMPLE_USERS)}). A name without @ becomes <name>@example.com.",
+        "  4. The dashboard shows what the hook decided (role, models, budget).",
+        "",
+        "What this started:",
+        f"  proxy              {url}  config {shown_config}, hook {hook}",
+        f"  identity provider  {idp_url}  (oidc-provider-mock, in this process)",
+        f"  OIDC client        GENERIC_CLIENT_ID={CLIENT_ID}, a random secret, GENERIC_DISCOVERY_URL at the provider",
+        "  master key         random, made for this session (its logins end when the demo stops)",
+        f"  database           {database}" + ("  (temporary, deleted when the demo stops)" if temporary else ""),
+        "  Your shell's SSO variables and master key are not used, and nothing was exported.",
+    ]
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append("  Note: the provider listens on 127.0.0.1 only: sign in from a browser on this machine.")
+    lines += ["", "Press Ctrl-C to stop.", ""]
+    return "\n".join(lines)

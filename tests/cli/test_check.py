@@ -1,0 +1,139 @@
+"""``hookjail check``: ``--openid-file``, the sandbox layers, the JSON contract and the exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.helpers import ECHO_HOOK, RAISING_HOOK, SLEEPING_HOOK, hookjail, hookjail_json, write_config
+
+CONTRACT = {"outcome", "values", "error", "duration_ms", "stdout", "stderr", "run_id", "layers"}
+
+LOOKUP_HOOK = """
+from sdk import NotFoundError, OpenID, SSOUserDefinedValues, user_info
+
+async def custom_sso_handler(userIDPInfo: OpenID) -> SSOUserDefinedValues:
+    try:
+        await user_info(user_id=userIDPInfo.id)
+        found = "found"
+    except NotFoundError:
+        found = "not-found"
+    except PermissionError:
+        found = "refused"
+    return SSOUserDefinedValues(
+        models=[], user_id=found, user_email=None, user_role="internal_user", max_budget=1.0, budget_duration=None,
+    )
+"""
+
+
+def test_openid_file_is_what_the_hook_sees(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ECHO_HOOK)
+    openid = tmp_path / "openid.json"
+    openid.write_text(json.dumps({"id": "carol", "email": "carol@example.com", "first_name": "Carol"}))
+    code, report = hookjail_json("check", "--config", config, "--openid-file", openid)
+    assert code == 0, report
+    assert report["outcome"] == "ok"
+    assert report["values"]["user_id"] == "carol"
+    assert report["values"]["user_email"] == "carol@example.com"
+    assert "hook saw carol@example.com" in report["stdout"]
+
+
+def test_json_has_exactly_the_contract_keys(tmp_path: Path) -> None:
+    code, report = hookjail_json("check", "--config", write_config(tmp_path, ECHO_HOOK))
+    assert code == 0
+    assert set(report) == CONTRACT
+    assert isinstance(report["run_id"], str)
+    assert report["run_id"]
+    assert report["duration_ms"] > 0
+    assert report["error"] is None
+    assert report["stderr"] == ""
+
+
+def test_json_lists_the_active_layers(tmp_path: Path) -> None:
+    code, report = hookjail_json("check", "--config", write_config(tmp_path, ECHO_HOOK))
+    assert code == 0
+    layers = report["layers"]
+    assert {"landlock", "seccomp", "network_namespace", "no_new_privs"} <= set(layers)
+    assert all(value not in (False, "", None) for value in layers.values()), layers
+
+
+def test_text_output_lists_every_layer(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ECHO_HOOK)
+    _, report = hookjail_json("check", "--config", config)
+    result = hookjail("check", "--config", config)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "outcome:  ok" in text
+    section = text.split("sandbox layers:\n", 1)[1].split("\n")
+    shown = {line.split()[0] for line in section[: len(report["layers"])]}
+    assert shown == set(report["layers"])
+    assert '"user_id": "check-user"' in text
+
+
+def test_raising_hook_is_reported_with_exit_1(tmp_path: Path) -> None:
+    code, report = hookjail_json("check", "--config", write_config(tmp_path, RAISING_HOOK))
+    assert code == 1
+    assert set(report) == CONTRACT
+    assert report["outcome"] == "raised"
+    assert "LookupError" in report["error"] or "not in the HR directory" in report["error"]
+    assert report["values"] is None
+    assert report["layers"]
+
+
+def test_timing_out_hook_is_reported_with_exit_1(tmp_path: Path) -> None:
+    config = write_config(tmp_path, SLEEPING_HOOK, hook_settings={"timeout": 30})
+    code, report = hookjail_json("check", "--config", config, "--hook-timeout", "0.5")
+    assert code == 1
+    assert report["outcome"] == "timeout"
+    assert "0.5" in report["error"]
+
+
+def test_values_refused_by_policy_exit_1(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ECHO_HOOK, hook_settings={"policy": {"max_budget": 1}})
+    code, report = hookjail_json("check", "--config", config)
+    assert code == 1
+    assert report["outcome"] == "refused"
+    assert "max_budget" in report["error"]
+
+
+def test_host_calls_are_answered_by_an_empty_host(tmp_path: Path) -> None:
+    code, report = hookjail_json("check", "--config", write_config(tmp_path, LOOKUP_HOOK))
+    assert code == 0, report
+    assert report["values"]["user_id"] == "not-found"
+
+
+def test_no_host_refuses_host_calls(tmp_path: Path) -> None:
+    code, report = hookjail_json("check", "--config", write_config(tmp_path, LOOKUP_HOOK), "--no-host")
+    assert code == 0, report
+    assert report["values"]["user_id"] == "refused"
+
+
+def test_host_calls_not_granted_are_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, LOOKUP_HOOK, hook_settings={"permissions": []})
+    code, report = hookjail_json("check", "--config", config)
+    assert code == 0, report
+    assert report["values"]["user_id"] == "refused"
+
+
+def test_missing_openid_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = hookjail("check", "--config", write_config(tmp_path, ECHO_HOOK), "--openid-file", tmp_path / "nope")
+    assert result.returncode == 2
+    assert "--openid-file" in result.stderr
+    assert result.stdout == ""
+
+
+def test_openid_file_that_is_not_an_openid_is_a_usage_error(tmp_path: Path) -> None:
+    openid = tmp_path / "openid.json"
+    openid.write_text('{"email": "not an email"}')
+    result = hookjail("check", "--config", write_config(tmp_path, ECHO_HOOK), "--openid-file", openid)
+    assert result.returncode == 2
+    assert "--openid-file" in result.stderr
+    assert "email" in result.stderr
+
+
+def test_openid_and_openid_file_are_exclusive(tmp_path: Path) -> None:
+    openid = tmp_path / "openid.json"
+    openid.write_text("{}")
+    result = hookjail("check", "--config", write_config(tmp_path, ECHO_HOOK), "--openid", "{}", "--openid-file", openid)
+    assert result.returncode == 2
+    assert "not allowed with" in result.stderr

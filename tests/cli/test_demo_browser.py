@@ -1,0 +1,93 @@
+"""``hookjail demo`` in a real browser (Debian chromium via playwright): what a newcomer does, click by click."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+
+from tests.cli.demo import Demo, run_demo
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with run_demo(tmp_path_factory.mktemp("demo")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Module scope, not session: playwright's sync API keeps an asyncio loop running in the main thread while
+    # it is open, and anyio tests in later modules cannot start their own loop until it is closed.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _loopback_only(route: Route) -> None:
+    # The provider's pages link a stylesheet on a CDN: keep the test off the internet.
+    if re.match(r"https?://(127\.0\.0\.1|localhost)[:/]", route.request.url):
+        route.continue_()
+    else:
+        route.abort()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    context.set_default_timeout(20_000)
+    context.route("**/*", _loopback_only)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def test_newcomer_logs_in_by_typing_an_email(demo: Demo, page: Page, tmp_path: Path) -> None:
+    page.goto(demo.url)
+    page.get_by_role("link", name="Log in with SSO").click()
+    page.locator('input[name="sub"]').fill("dana@admin.example.com")
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(re.compile(r"/ui/\?login=success$"))
+    expect(page.locator("#login-success")).to_be_visible()
+    expect(page.locator("#user-id")).to_have_text("dana@admin.example.com")
+    expect(page.locator("#user-role")).to_have_text("proxy_admin")
+    expect(page.locator("#user-models")).to_have_text("gpt-4o, gpt-4o-mini, claude-sonnet")
+    expect(page.locator("#user-max-budget")).to_have_text("100")
+    screenshot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 0
+
+
+def test_newcomer_logs_in_with_a_suggested_user(demo: Demo, page: Page) -> None:
+    page.goto(demo.url)
+    page.get_by_role("link", name="Log in with SSO").click()
+    page.get_by_role("button", name="alice@example.com").click()
+    page.wait_for_url(re.compile(r"/ui/\?login=success$"))
+    expect(page.locator("#user-role")).to_have_text("internal_user")
+    expect(page.locator("#user-models")).to_have_text("gpt-4o-mini")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("link", name="Log in with SSO")).to_be_visible()

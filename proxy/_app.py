@@ -1,7 +1,8 @@
 """The FastAPI application: lifespan (database, migrations, hook runner) and the routes.
 
 Routes: ``/sso/key/generate`` and ``/sso/callback`` (the login), ``/ui/`` and ``/ui/logout`` (the admin UI),
-``/health``. The hook runner is started in the lifespan and lives on ``app.state.runner``.
+the management API (``/user/...``, ``/team/...``, see :mod:`proxy._management`), ``/health``, and the OpenAPI
+docs at ``/docs``. The hook runner is started in the lifespan and lives on ``app.state.runner``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._db import Database, User, as_utc, normalize_url, utcnow
 from ._errors import ConfigError, StartupError
 from ._hook import HookService
 from ._login import LoginFailed, LoginService
+from ._management import install_error_handlers, management_router
 from ._pages import Pages
 from ._sessions import COOKIE_NAME, DEFAULT_SESSION_DURATION, SessionCodec, SessionInvalid, parse_duration
 from ._sso import ProviderUnavailable, SSOProvider, SSOSettings, sso_settings_from_env
@@ -140,7 +142,16 @@ def create_app(settings: ServeSettings) -> FastAPI:
             )
             yield
 
-    app = FastAPI(title="hookjail", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="hookjail",
+        summary="SSO login gateway whose LiteLLM-style custom SSO handler runs sandboxed",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    app.include_router(management_router(settings.master_key))
     app.state.settings = settings
     app.state.startup_error = None
 
@@ -171,7 +182,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def root() -> RedirectResponse:
         return RedirectResponse("/ui/", status_code=303)
 
-    @app.get("/sso/key/generate")
+    @app.get("/sso/key/generate", include_in_schema=False)
     async def sso_login(request: Request) -> Response:
         try:
             sso = await provider.create(provider.redirect_uri(str(request.base_url)))
@@ -181,7 +192,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         async with sso:
             return await sso.get_login_redirect()
 
-    @app.get("/sso/callback")
+    @app.get("/sso/callback", include_in_schema=False)
     async def sso_callback(request: Request) -> Response:
         error = request.query_params.get("error")
         if error:
@@ -225,7 +236,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def ui_no_slash() -> RedirectResponse:
         return RedirectResponse("/ui/", status_code=307)
 
-    @app.get("/ui/")
+    @app.get("/ui/", include_in_schema=False)
     async def ui(request: Request) -> Response:
         user = await current_user(request)
         response = pages.render(
@@ -238,13 +249,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
             response.delete_cookie(COOKIE_NAME, path="/")
         return response
 
-    @app.get("/ui/logout")
+    @app.get("/ui/logout", include_in_schema=False)
     async def logout_page(request: Request) -> Response:
         if await current_user(request) is None:
             return RedirectResponse("/ui/", status_code=303)
         return pages.render("logout.html")
 
-    @app.post("/ui/logout")
+    @app.post("/ui/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         token = request.cookies.get(COOKIE_NAME)
         if token:
@@ -259,7 +270,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=secure(request))
         return response
 
-    @app.get("/health")
+    @app.get("/health", tags=["health"])
     async def health(request: Request) -> JSONResponse:
         database: Database = request.app.state.database
         hook: HookService | None = request.app.state.hook

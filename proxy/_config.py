@@ -80,6 +80,8 @@ class HookSettings(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)
     permissions: list[HostCallName] = Field(default_factory=lambda: list[HostCallName](["user_info"]))
+    max_host_calls: Annotated[int, Field(ge=0, le=10_000)] = 100
+    max_host_reply_kb: Annotated[int, Field(gt=0, le=4096)] = 1024
     on_failure: Literal["deny", "idp_defaults"] = "deny"
     policy: HookPolicy = Field(default_factory=HookPolicy)
 

@@ -37,6 +37,8 @@ def runner_options(config: ProxyConfig, *, allow_weak_sandbox: bool = False) -> 
         memory_mb=settings.memory_mb,
         cpu_seconds=settings.cpu_seconds,
         max_concurrency=settings.max_concurrency,
+        max_host_calls=settings.max_host_calls,
+        max_host_reply_bytes=settings.max_host_reply_kb * 1024,
     )
     sandbox = Sandbox(
         network=settings.network == "allow",

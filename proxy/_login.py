@@ -8,6 +8,10 @@ Order: ``ALLOWED_EMAIL_DOMAINS`` (before the hook runs) → hook → strict vali
 ``on_failure: idp_defaults`` a failed or invalid hook run is replaced by LiteLLM's defaults (a view-only user,
 no models, no budget), applied like any other values; the run keeps its failure outcome and is marked
 ``fallback=idp_defaults``. Policy and admin-only refusals are never replaced.
+
+The hook's host calls are answered by a :class:`~proxy._host.LoginHost` made for this login. What they write
+is staged and committed only with a successful login, in its one transaction; a login that fails for any
+reason (and a fallback to IdP defaults) drops it. Every run records its host calls.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from runner import HookError
 
 from ._config import ProxyConfig
-from ._db import Database, LoginRecord, RunRecord, utcnow
+from ._db import Database, LoginRecord, RunRecord, StagedWrites, utcnow
 from ._hook import HookService
+from ._host import LoginHost
 from ._sessions import SessionCodec
 from ._sso import SSOSettings
 from ._values import UserValues, ValuesInvalid, ValuesRefused, apply_policy, idp_defaults, validate_values
@@ -97,11 +104,11 @@ class _Attempt:
     duration_ms: float = 0.0
     stdout: str = ""
     stderr: str = ""
-    host_calls: tuple[tuple[str, str], ...] = ()
+    host: LoginHost | None = None
 
     def record(self, outcome: str, **fields: Any) -> RunRecord:
-        if self.host_calls:
-            fields.setdefault("extra", {"host_calls": [list(call) for call in self.host_calls]})
+        if self.host is not None and self.host.calls:
+            fields.setdefault("host_calls", self.host.record())
         return RunRecord(
             run_id=self.run_id,
             started_at=self.started_at,
@@ -151,6 +158,7 @@ class LoginService:
         )
         fallback: str | None = None
         failure: tuple[str, str] | None = None  # (outcome, error) of a hook failure covered by idp_defaults
+        staged: StagedWrites | None = None  # what the hook's host calls wrote, committed only with the login
         if self.hook is None:
             if not subject:
                 raise LoginFailed(401, "The identity provider did not say who you are.", outcome="invalid")
@@ -161,6 +169,7 @@ class LoginService:
             values_or_failure = await self._run_hook(openid, attempt)
             if isinstance(values_or_failure, UserValues):
                 values = values_or_failure
+                staged = attempt.host.staged if attempt.host is not None else None
             else:
                 outcome, error, reason = values_or_failure
                 if self.config.hook_settings.on_failure == "idp_defaults" and subject:
@@ -214,9 +223,30 @@ class LoginService:
             http_status=303,
         )
         try:
-            await self.database.complete_login(login, run)
+            await self.database.complete_login(login, run, staged)
+        except IntegrityError as exc:
+            # e.g. a user the hook created was created meanwhile by another login or the management API
+            logger.warning("login of %s (run %s) conflicts with a concurrent change: %s", values.user_id, run_id, exc)
+            if run_id is not None:
+                await self._record(
+                    attempt.record(
+                        "conflict",
+                        error="the hook's writes conflict with a concurrent change",
+                        user_id=values.user_id,
+                        http_status=409,
+                    )
+                )
+            raise LoginFailed(
+                409, "Your login conflicted with a concurrent change; try again.", outcome="conflict", run_id=run_id
+            ) from None
         except Exception:
             logger.exception("could not save the login of %s (run %s)", values.user_id, run_id)
+            if run_id is not None:
+                await self._record(
+                    attempt.record(
+                        "database", error="the login could not be saved", user_id=values.user_id, http_status=503
+                    )
+                )
             raise LoginFailed(
                 503, "The proxy could not save your login; try again.", outcome="database", run_id=run_id
             ) from None
@@ -224,8 +254,16 @@ class LoginService:
 
     async def _run_hook(self, openid: dict[str, Any], attempt: _Attempt) -> UserValues | tuple[str, str, str]:
         assert self.hook is not None
+        settings = self.config.hook_settings
+        attempt.host = LoginHost(
+            self.database,
+            settings.permissions,
+            max_reply_bytes=settings.max_host_reply_kb * 1024,
+            policy=settings.policy,
+            model_names=self.config.model_names,
+        )
         try:
-            result = await self.hook.call(openid, run_id=attempt.run_id)
+            result = await self.hook.call(openid, run_id=attempt.run_id, host=attempt.host)
         except HookError as exc:
             attempt.duration_ms = exc.duration * 1000
             attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
@@ -236,7 +274,6 @@ class LoginService:
             return "error", f"internal error: {type(exc).__name__}", _REASONS["error"]
         attempt.duration_ms = result.duration * 1000
         attempt.stdout, attempt.stderr = result.stdout, result.stderr
-        attempt.host_calls = result.host_calls
         try:
             return validate_values(result.value)
         except ValuesInvalid as exc:

@@ -10,6 +10,8 @@ from ._models import User as User
 from ._store import Database as Database
 from ._store import LoginRecord as LoginRecord
 from ._store import RunRecord as RunRecord
+from ._store import SessionRows as SessionRows
+from ._store import StagedWrites as StagedWrites
 from ._store import as_utc as as_utc
 from ._store import normalize_url as normalize_url
 from ._store import utcnow as utcnow
@@ -19,6 +21,8 @@ __all__ = (
     "HookRun",
     "LoginRecord",
     "RunRecord",
+    "SessionRows",
+    "StagedWrites",
     "Team",
     "TeamMember",
     "UISession",

@@ -23,12 +23,17 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """A user as the hook last decided (the values are applied on every login, not only the first)."""
+    """A user as the hook last decided (the values are applied on every login, not only the first).
+
+    Users created by the management API or by host calls before their first login get the role they were
+    given, or ``internal_user_viewer``; their first login applies the hook's values.
+    """
 
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(256), primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320), index=True)
+    alias: Mapped[str | None] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(32))
     models: Mapped[list[str]] = mapped_column(JSON)
     max_budget: Mapped[float | None] = mapped_column(Float)
@@ -37,10 +42,12 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "metadata" is taken by SQLAlchemy's declarative base: the attribute has another name than the column
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
 
 
 class Team(Base):
-    """A team (filled by host calls and the management API in a later release)."""
+    """A team (created by the management API; hooks can read it and add members)."""
 
     __tablename__ = "teams"
 
@@ -57,8 +64,9 @@ class TeamMember(Base):
     __tablename__ = "team_members"
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(32))
+    max_budget_in_team: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -90,4 +98,6 @@ class HookRun(Base):
     stdout: Mapped[str | None] = mapped_column(Text)
     stderr: Mapped[str | None] = mapped_column(Text)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: every host call the run made, in order: ``{method, args, outcome, error?, ms}``
+    host_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     http_status: Mapped[int | None] = mapped_column(Integer)

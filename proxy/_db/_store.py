@@ -1,11 +1,13 @@
-"""The database: an async engine, the migrations, and the few reads and writes a login needs.
+"""The database: an async engine, the migrations, and the reads and writes of logins and the management API.
 
-A successful login is one transaction (user upsert, hook run, session); a failed login writes only its hook
-run.
+A successful login is one transaction: the writes its hook's host calls staged (new users, memberships), the
+user upsert, the hook run and the session. A failed login writes only its hook run.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +15,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, delete, event, select, text
+from sqlalchemy import Connection, delete, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from ._models import HookRun, UISession, User
+from ._models import HookRun, Team, TeamMember, UISession, User
 
-__all__ = ("Database", "LoginRecord", "RunRecord", "normalize_url", "utcnow")
+__all__ = ("Database", "LoginRecord", "RunRecord", "SessionRows", "StagedWrites", "normalize_url", "utcnow")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x686F6F6B6A61696C  # "hookjail"
@@ -71,6 +73,22 @@ class RunRecord:
     stderr: str = ""
     http_status: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    host_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StagedWrites:
+    """What a login's host calls wrote, kept out of the database until the login commits.
+
+    Attributes:
+        teams: new teams (transient rows; no host call creates teams today).
+        users: new users (transient rows), in the order they were created.
+        memberships: new team memberships (transient rows); their teams and users exist or are staged.
+    """
+
+    teams: Sequence[Team] = ()
+    users: Sequence[User] = ()
+    memberships: Sequence[TeamMember] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,10 +145,15 @@ class Database:
         async with self._sessions.begin() as session:
             session.add(_hook_run(run))
 
-    async def complete_login(self, login: LoginRecord, run: RunRecord) -> None:
-        """In one transaction: upsert the user with the validated values, record the run, add the session."""
+    async def complete_login(self, login: LoginRecord, run: RunRecord, staged: StagedWrites | None = None) -> None:
+        """In one transaction: the hook's staged writes, the user upsert with the validated values, the run
+        and the session. If any of it fails (e.g. a user the hook created was created meanwhile by someone
+        else), none of it is written."""
         now = utcnow()
         async with self._sessions.begin() as session:
+            if staged is not None and (staged.teams or staged.users):
+                session.add_all([*staged.teams, *staged.users])
+                await session.flush()
             user = await session.get(User, login.user_id)
             if user is None:
                 user = User(id=login.user_id, created_at=now)
@@ -144,6 +167,8 @@ class Database:
             user.updated_at = now
             user.last_login_at = now
             await session.flush()
+            if staged is not None and staged.memberships:
+                session.add_all(staged.memberships)
             session.add(_hook_run(run))
             session.add(
                 UISession(
@@ -181,8 +206,103 @@ class Database:
             return list(result)
 
     def session(self) -> AsyncSession:
-        """A new ORM session (for later features: host calls, management API)."""
+        """A new ORM session."""
         return self._sessions()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SessionRows]:
+        """Users and teams in one transaction, committed on exit (rolled back on an exception)."""
+        async with self._sessions.begin() as session:
+            yield SessionRows(session)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[SessionRows]:
+        """Users and teams for reading (nothing is committed)."""
+        async with self._sessions() as session:
+            yield SessionRows(session)
+
+
+class SessionRows:
+    """Users and teams read from and inserted into one ORM session (see :class:`proxy._directory.Rows`)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def user(self, user_id: str) -> User | None:
+        """The user with this id."""
+        return await self.session.get(User, user_id)
+
+    async def user_by_email(self, email: str) -> User | None:
+        """The oldest user with this email (compared case-insensitively)."""
+        query = select(User).where(func.lower(User.email) == email.lower()).order_by(User.created_at, User.id).limit(1)
+        return (await self.session.scalars(query)).first()
+
+    async def users(self, user_ids: Sequence[str]) -> dict[str, User]:
+        """The users with these ids that exist."""
+        if not user_ids:
+            return {}
+        found = await self.session.scalars(select(User).where(User.id.in_(set(user_ids))))
+        return {user.id: user for user in found}
+
+    async def team(self, team_id: str) -> Team | None:
+        """The team with this id."""
+        return await self.session.get(Team, team_id)
+
+    async def memberships_of_user(self, user_id: str) -> list[TeamMember]:
+        """The user's team memberships, oldest first."""
+        query = (
+            select(TeamMember).where(TeamMember.user_id == user_id).order_by(TeamMember.created_at, TeamMember.team_id)
+        )
+        return list(await self.session.scalars(query))
+
+    async def memberships_of_team(self, team_id: str) -> list[TeamMember]:
+        """The team's memberships, oldest first."""
+        query = (
+            select(TeamMember).where(TeamMember.team_id == team_id).order_by(TeamMember.created_at, TeamMember.user_id)
+        )
+        return list(await self.session.scalars(query))
+
+    async def add(self, row: User | Team | TeamMember) -> None:
+        """Insert a row (flushed, so the reads above see it)."""
+        self.session.add(row)
+        await self.session.flush()
+
+    async def page_of_users(
+        self,
+        *,
+        page: int,
+        page_size: int,
+        role: str | None = None,
+        team_id: str | None = None,
+        user_ids: Sequence[str] | None = None,
+    ) -> tuple[list[User], int]:
+        """One page of users, oldest first, and how many match in all."""
+        query = select(User)
+        if user_ids is not None:
+            query = query.where(User.id.in_(set(user_ids)))
+        if role is not None:
+            query = query.where(User.role == role)
+        if team_id is not None:
+            query = query.where(User.id.in_(select(TeamMember.user_id).where(TeamMember.team_id == team_id)))
+        total = await self.session.scalar(select(func.count()).select_from(query.subquery()))
+        found = await self.session.scalars(
+            query.order_by(User.created_at, User.id).offset((page - 1) * page_size).limit(page_size)
+        )
+        return list(found), int(total or 0)
+
+    async def team_ids_of_users(self, user_ids: Sequence[str]) -> dict[str, list[str]]:
+        """user id -> the ids of the teams they are in, oldest membership first."""
+        teams: dict[str, list[str]] = {user_id: [] for user_id in user_ids}
+        if not user_ids:
+            return teams
+        query = (
+            select(TeamMember)
+            .where(TeamMember.user_id.in_(set(user_ids)))
+            .order_by(TeamMember.created_at, TeamMember.team_id)
+        )
+        for membership in await self.session.scalars(query):
+            teams[membership.user_id].append(membership.team_id)
+        return teams
 
 
 def _hook_run(run: RunRecord) -> HookRun:
@@ -199,6 +319,7 @@ def _hook_run(run: RunRecord) -> HookRun:
         stdout=run.stdout[:4096] or None,
         stderr=run.stderr[:4096] or None,
         extra=run.extra or None,
+        host_calls=run.host_calls or None,
         http_status=run.http_status,
     )
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
 
-from tests.proxy.harness import Proxy, ProxyFactory
+from tests.proxy.harness import MASTER_KEY, REPO, Proxy, ProxyFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -213,3 +217,33 @@ def test_revoked_session_is_rejected(start: ProxyFactory, page: Page) -> None:
     proxy.query("DELETE FROM ui_sessions WHERE user_id = 'uma'")
     page.goto(f"{proxy.base_url}/ui/")
     assert page.is_visible("#login")
+
+
+def test_litellm_seed_handler_signs_in_a_user_created_through_the_api(
+    start: ProxyFactory, page: Page, context: BrowserContext, tmp_path: Path
+) -> None:
+    example = tmp_path / "litellm_compat"
+    shutil.copytree(REPO / "examples" / "litellm_compat", example)
+    proxy = start.serve(example / "config.yaml", work_dir=tmp_path)
+    created = httpx.post(
+        f"{proxy.base_url}/user/new",
+        json={"user_id": "olivia", "user_email": "olivia@example.com", "user_alias": "Liv"},
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+    )
+    assert created.status_code == 200, created.text
+
+    callback = sign_in(page, proxy, "olivia@example.com")
+    assert callback is not None
+    assert callback.status == 303
+    assert page.url.endswith("/ui/?login=success")
+    assert page.inner_text("#user-id") == "olivia"
+    assert page.inner_text("#user-role") == "internal_user"
+    assert page.inner_text("#user-max-budget") == "0.01"
+    assert has_token(context)
+    (run,) = proxy.query("SELECT * FROM hook_runs WHERE user_id = 'olivia'")
+    assert run["outcome"] == "ok"
+    calls = json.loads(run["host_calls"])
+    assert [(c["method"], c["args"], c["outcome"]) for c in calls] == [("user_info", {"user_id": "olivia"}, "ok")]
+    # what user_info returned inside the sandbox, as the seed prints it
+    assert "_user_info from litellm DB  user_id='olivia' user_info=UserRecord(user_id='olivia'" in run["stdout"]
+    assert "user_alias='Liv'" in run["stdout"]

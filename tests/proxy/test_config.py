@@ -91,6 +91,19 @@ def test_impossible_values_are_errors(tmp_path: Path) -> None:
     assert "hook_settings.policy.allowed_roles[0]" in message
 
 
+def test_host_call_settings_are_checked(tmp_path: Path) -> None:
+    text = SEED_CONFIG + "hook_settings:\n  permissions: [user_info, drop_database]\n  max_host_reply_kb: 0\n"
+    message = config_error(write(tmp_path, text))
+    assert "hook_settings.permissions[1]" in message
+    assert "'drop_database'" in message
+    assert "hook_settings.max_host_reply_kb: Input should be greater than 0" in message
+
+
+def test_host_calls_default_to_user_info_only(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, SEED_CONFIG), {}).hook_settings
+    assert (settings.permissions, settings.max_host_calls, settings.max_host_reply_kb) == (["user_info"], 100, 1024)
+
+
 def test_bool_is_not_a_number(tmp_path: Path) -> None:
     message = config_error(write(tmp_path, SEED_CONFIG + "hook_settings:\n  max_concurrency: true\n"))
     assert "hook_settings.max_concurrency" in message
@@ -145,9 +158,12 @@ def test_hook_settings_map_onto_runner_options(tmp_path: Path) -> None:
         "sandbox": "permissive",
         "env": {"A": "b"},
         "files": ["data.csv"],
+        "max_host_calls": 20,
+        "max_host_reply_kb": 64,
     }
     config = load_config(write(tmp_path, SEED_CONFIG + yaml.safe_dump({"hook_settings": settings})), {})
     spec, limits, sandbox = runner_options(config)
+    assert (limits.max_host_calls, limits.max_host_reply_bytes) == (20, 64 * 1024)
     assert spec.function == "custom_sso_handler"
     assert spec.adapter == "sdk._worker:openid_from_dict"
     assert (limits.timeout, limits.memory_mb, limits.cpu_seconds, limits.max_concurrency) == (3, 128, 1.5, 2)

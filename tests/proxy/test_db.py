@@ -86,3 +86,47 @@ async def test_deleting_a_session_revokes_it(database: Database) -> None:
     await database.complete_login(login("s1"), run("r1"))
     await database.delete_session("s1")
     assert await database.get_session("s1") is None
+
+
+async def test_upgrading_from_0001_keeps_users_sessions_and_memberships(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import Connection
+
+    from proxy._db._store import MIGRATIONS
+
+    db = Database(normalize_url("sqlite:///old.db", tmp_path))
+
+    def to_0001(connection: Connection) -> None:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+
+    try:
+        async with db.engine.begin() as migrating:
+            await migrating.run_sync(to_0001)
+        with sqlite3.connect(tmp_path / "old.db") as connection:  # rows as 0001 wrote them
+            connection.execute(
+                "INSERT INTO users VALUES ('alice', 'alice@example.com', 'internal_user', '[]', NULL, NULL, "
+                "'generic', '2026-01-01', '2026-01-01', NULL)"
+            )
+            connection.execute("INSERT INTO ui_sessions VALUES ('s1', 'alice', '2026-01-01', '2099-01-01')")
+            connection.execute(
+                "INSERT INTO hook_runs (run_id, started_at, outcome, duration_ms) VALUES ('r1', '2026-01-01', 'ok', 1)"
+            )
+            connection.execute("INSERT INTO teams VALUES ('eng', NULL, '[]', NULL, '2026-01-01')")
+            connection.execute("INSERT INTO team_members VALUES ('eng', 'alice', 'admin', '2026-01-01')")
+        await db.upgrade()
+        assert await db.get_session("s1") is not None
+        async with db.reader() as rows:
+            user = await rows.user("alice")
+            assert user is not None
+            assert (user.alias, user.meta) == (None, None)
+            (membership,) = await rows.memberships_of_user("alice")
+            assert (membership.team_id, membership.role, membership.max_budget_in_team) == ("eng", "admin", None)
+        recorded = await db.get_run("r1")
+        assert recorded is not None
+        assert recorded.host_calls is None
+    finally:
+        await db.close()

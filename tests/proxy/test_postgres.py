@@ -8,11 +8,14 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from proxy._db import Database, LoginRecord, RunRecord, normalize_url, utcnow
+from proxy._directory import new_team
+from proxy._host import LoginHost
 from tests.idp.provider import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
@@ -83,6 +86,31 @@ async def test_replicas_migrate_together_and_share_logins(postgres_url: str, tmp
         assert await replicas[0].get_session("s3") is None
         await replicas[1].delete_session("s1")
         assert await replicas[0].get_session("s1") is None
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_host_call_writes_commit_with_the_login_on_another_replica(postgres_url: str, tmp_path: Path) -> None:
+    url = normalize_url(postgres_url, tmp_path)
+    replicas = [Database(url), Database(url)]
+    try:
+        await replicas[0].upgrade()
+        async with replicas[0].transaction() as rows:
+            await new_team(rows, team_id="pg-eng", team_alias=None, models=[], max_budget=None, members=[])
+        host = LoginHost(replicas[1], ["new_user", "add_new_member", "user_info"])
+        await host("new_user", {"user_id": "pg-bob", "user_email": "bob@example.com"})
+        await host("add_new_member", {"team_id": "pg-eng", "member": {"user_id": "pg-bob", "role": "admin"}})
+        assert (await host("user_info", {"user_id": "pg-bob"}))["user_info"]["teams"] == ["pg-eng"]
+        async with replicas[0].reader() as rows:
+            assert await rows.user("pg-bob") is None
+        run = replace(record("r-bob"), host_calls=host.record())
+        await replicas[1].complete_login(replace(login("s-bob"), user_id="pg-bob"), run, host.staged)
+        async with replicas[0].reader() as rows:
+            assert [(m.user_id, m.role) for m in await rows.memberships_of_team("pg-eng")] == [("pg-bob", "admin")]
+        recorded = await replicas[0].get_run("r-bob")
+        assert recorded is not None
+        assert [c["outcome"] for c in recorded.host_calls or []] == ["ok", "ok", "ok"]
     finally:
         for replica in replicas:
             await replica.close()

@@ -1,0 +1,241 @@
+"""The management API in-process: master-key auth, LiteLLM's shapes, 422 naming the field, OpenAPI docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from proxy import create_app, load_config, serve_settings
+
+pytestmark = pytest.mark.anyio
+
+MASTER_KEY = "sk-management"
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    (tmp_path / "config.yaml").write_text("general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n")
+    environ = {
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "GENERIC_CLIENT_ID": "client",
+        "GENERIC_CLIENT_SECRET": "secret",
+        "GENERIC_DISCOVERY_URL": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
+    application = create_app(serve_settings(load_config(tmp_path / "config.yaml", environ), environ))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://hookjail.test",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+    ) as client:
+        yield client
+
+
+async def post(api: httpx.AsyncClient, path: str, body: dict[str, Any], status: int = 200) -> Any:
+    response = await api.post(path, json=body)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def get(api: httpx.AsyncClient, path: str, status: int = 200, **params: Any) -> Any:
+    response = await api.get(path, params=params)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/user/new"),
+        ("GET", "/user/info?user_id=alice"),
+        ("GET", "/user/list"),
+        ("POST", "/team/new"),
+        ("POST", "/team/member_add"),
+        ("GET", "/team/info?team_id=eng"),
+    ],
+)
+@pytest.mark.parametrize("authorization", [None, "Bearer sk-wrong", f"Basic {MASTER_KEY}", MASTER_KEY])
+async def test_cant_use_the_api_without_the_master_key(
+    app: FastAPI, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hookjail.test") as client:
+        response = await client.request(method, path, headers=headers, json={"user_id": "x"})
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("auth_error", "401")
+    assert "master key" in error["message"] or "Bearer" in error["message"]
+
+
+async def test_new_user_then_user_info_has_litellm_shape(api: httpx.AsyncClient) -> None:
+    created = await post(
+        api,
+        "/user/new",
+        {
+            "user_id": "alice",
+            "user_email": "alice@example.com",
+            "user_role": "internal_user",
+            "models": ["gpt-4o"],
+            "max_budget": 10,
+            "budget_duration": "30d",
+            "metadata": {"team": "research"},
+            "send_invite_email": False,  # a LiteLLM field hookjail does not store: accepted, ignored
+        },
+    )
+    assert created["key"] is None
+    assert (created["user_id"], created["user_role"], created["max_budget"]) == ("alice", "internal_user", 10.0)
+    info = await get(api, "/user/info", user_id="alice")
+    assert info["user_id"] == "alice"
+    assert info["keys"] == []
+    assert info["teams"] == []
+    assert info["user_info"] == {
+        "user_id": "alice",
+        "user_email": "alice@example.com",
+        "user_alias": None,
+        "user_role": "internal_user",
+        "models": ["gpt-4o"],
+        "max_budget": 10.0,
+        "budget_duration": "30d",
+        "spend": 0.0,
+        "teams": [],
+        "metadata": {"team": "research"},
+    }
+
+
+async def test_new_user_without_id_or_role_gets_a_fresh_id_and_the_viewer_role(api: httpx.AsyncClient) -> None:
+    created = await post(api, "/user/new", {"user_email": "nobody@example.com"})
+    assert len(created["user_id"]) == 36
+    assert created["user_role"] == "internal_user_viewer"
+
+
+async def test_unknown_user_is_a_404_like_litellm(api: httpx.AsyncClient) -> None:
+    error = (await get(api, "/user/info", 404, user_id="ghost"))["error"]
+    assert error == {"message": "User ghost not found", "type": "not_found", "param": None, "code": "404"}
+
+
+async def test_duplicate_user_is_a_409(api: httpx.AsyncClient) -> None:
+    await post(api, "/user/new", {"user_id": "bob"})
+    error = (await post(api, "/user/new", {"user_id": "bob"}, 409))["error"]
+    assert "already exists" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": "x", "user_role": "superuser"}, "user_role"),
+        ({"user_id": "x", "max_budget": -1}, "max_budget"),
+        ({"user_id": "x", "budget_duration": "forever"}, "budget_duration"),
+        ({"user_id": "x", "models": "gpt-4o"}, "models"),
+        ({"user_id": ""}, "user_id"),
+    ],
+)
+async def test_bad_user_fields_are_a_422_naming_the_field(
+    api: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    detail = (await post(api, "/user/new", body, 422))["detail"]
+    assert field in detail[0]["loc"]
+
+
+async def test_missing_query_parameter_is_a_422_naming_it(api: httpx.AsyncClient) -> None:
+    detail = (await get(api, "/user/info", 422))["detail"]
+    assert detail[0]["loc"] == ["query", "user_id"]
+
+
+async def test_oversized_metadata_is_a_422_naming_metadata(api: httpx.AsyncClient) -> None:
+    error = (await post(api, "/user/new", {"user_id": "x", "metadata": {"blob": "x" * 70_000}}, 422))["error"]
+    assert error["param"] == "metadata"
+
+
+async def test_team_new_member_add_and_team_info(api: httpx.AsyncClient) -> None:
+    await post(api, "/user/new", {"user_id": "carol", "user_email": "carol@example.com"})
+    team = await post(
+        api,
+        "/team/new",
+        {
+            "team_id": "eng",
+            "team_alias": "Engineering",
+            "models": ["gpt-4o"],
+            "members_with_roles": [{"user_id": "carol", "role": "admin"}],
+            "tpm_limit": 1000,  # LiteLLM field, ignored
+        },
+    )
+    assert team["members_with_roles"] == [{"user_id": "carol", "user_email": "carol@example.com", "role": "admin"}]
+    added = await post(
+        api,
+        "/team/member_add",
+        {"team_id": "eng", "member": {"user_email": "dave@example.com", "role": "user"}, "max_budget_in_team": 2},
+    )
+    assert [m["role"] for m in added["members_with_roles"]] == ["admin", "user"]
+    (new_member,) = added["updated_users"]
+    assert (new_member["user_email"], new_member["user_role"], new_member["teams"]) == (
+        "dave@example.com",
+        "internal_user",
+        ["eng"],
+    )
+    assert added["updated_team_memberships"][0]["max_budget_in_team"] == 2.0
+    info = await get(api, "/team/info", team_id="eng")
+    assert info["team_info"]["team_alias"] == "Engineering"
+    assert {m["user_id"] for m in info["team_memberships"]} == {"carol", new_member["user_id"]}
+    carol = await get(api, "/user/info", user_id="carol")
+    assert carol["user_info"]["teams"] == ["eng"]
+    assert carol["teams"][0]["team_id"] == "eng"
+
+
+async def test_member_add_by_email_finds_the_existing_user(api: httpx.AsyncClient) -> None:
+    await post(api, "/user/new", {"user_id": "erin", "user_email": "Erin@Example.com"})
+    await post(api, "/team/new", {"team_id": "ops"})
+    added = await post(api, "/team/member_add", {"team_id": "ops", "member": [{"user_email": "erin@example.com"}]})
+    assert added["updated_users"][0]["user_id"] == "erin"
+
+
+async def test_member_add_twice_is_a_409_and_to_a_missing_team_a_404(api: httpx.AsyncClient) -> None:
+    await post(api, "/team/new", {"team_id": "ops", "members_with_roles": [{"user_id": "frank"}]})
+    await post(api, "/team/member_add", {"team_id": "ops", "member": {"user_id": "frank"}}, 409)
+    await post(api, "/team/member_add", {"team_id": "nope", "member": {"user_id": "frank"}}, 404)
+    detail = (await post(api, "/team/member_add", {"team_id": "ops", "member": {"role": "user"}}, 422))["detail"]
+    assert "a user_id or a user_email" in detail[0]["msg"]
+
+
+async def test_duplicate_team_is_a_409(api: httpx.AsyncClient) -> None:
+    await post(api, "/team/new", {"team_id": "ops"})
+    await post(api, "/team/new", {"team_id": "ops"}, 409)
+    assert (await get(api, "/team/info", 404, team_id="nope"))["error"]["message"] == "Team nope not found"
+
+
+async def test_user_list_pages_and_filters(api: httpx.AsyncClient) -> None:
+    for index in range(5):
+        role = "proxy_admin" if index % 2 else "internal_user"
+        await post(api, "/user/new", {"user_id": f"u{index}", "user_role": role})
+    await post(api, "/team/new", {"team_id": "t", "members_with_roles": [{"user_id": "u1"}, {"user_id": "u4"}]})
+    page = await get(api, "/user/list", page=2, page_size=2)
+    assert [u["user_id"] for u in page["users"]] == ["u2", "u3"]
+    assert (page["total"], page["page"], page["page_size"], page["total_pages"]) == (5, 2, 2, 3)
+    admins = await get(api, "/user/list", role="proxy_admin")
+    assert [u["user_id"] for u in admins["users"]] == ["u1", "u3"]
+    members = await get(api, "/user/list", team="t")
+    assert [(u["user_id"], u["teams"]) for u in members["users"]] == [("u1", ["t"]), ("u4", ["t"])]
+    chosen = await get(api, "/user/list", user_ids="u4,u0,nobody")
+    assert [u["user_id"] for u in chosen["users"]] == ["u0", "u4"]
+    await get(api, "/user/list", 422, page_size=1000)
+
+
+async def test_openapi_docs_are_served(app: FastAPI) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hookjail.test") as client:
+        docs = await client.get("/docs")
+        schema = (await client.get("/openapi.json")).json()
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+    for path in ("/user/new", "/user/info", "/user/list", "/team/new", "/team/member_add", "/team/info"):
+        assert path in schema["paths"]
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    assert "/sso/callback" not in schema["paths"]

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from sdk import LitellmUserRoles
+from sdk._types import RoleName
 
 from ._errors import ConfigError
 
@@ -35,16 +35,6 @@ __all__ = (
 
 ENV_PREFIX = "os.environ/"
 
-RoleName = Literal[
-    "proxy_admin",
-    "proxy_admin_viewer",
-    "org_admin",
-    "internal_user",
-    "internal_user_viewer",
-    "team",
-    "customer",
-]
-assert set(RoleName.__args__) == {role.value for role in LitellmUserRoles}  # type: ignore[attr-defined]
 
 HostCallName = Literal["user_info", "new_user", "add_new_member", "team_info"]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]

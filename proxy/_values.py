@@ -9,13 +9,12 @@ too (LiteLLM's TypedDict allows it, but a login needs a role).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Set
-from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+# The validation itself is the SDK's, so that hook authors' tests (sdk.testing) give the proxy's verdict.
+from sdk._values import DURATION_PATTERN, UserValues, ValuesInvalid, validate_values
 
-from ._config import HookPolicy, RoleName
+from ._config import HookPolicy
 
 __all__ = (
     "DURATION_PATTERN",
@@ -26,22 +25,6 @@ __all__ = (
     "idp_defaults",
     "validate_values",
 )
-
-DURATION_PATTERN = re.compile(r"^[1-9][0-9]{0,5}(s|m|h|d|mo)$")
-
-MAX_ID_LENGTH = 256
-MAX_MODELS = 1000
-
-
-class ValuesInvalid(Exception):
-    """Raised when the hook's result is not a valid ``SSOUserDefinedValues``; ``field`` names the bad key."""
-
-    outcome = "invalid"
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 class ValuesRefused(Exception):
@@ -55,33 +38,6 @@ class ValuesRefused(Exception):
         self.field = field
 
 
-class UserValues(BaseModel):
-    """LiteLLM's ``SSOUserDefinedValues``, strict: all six keys, nothing else, each with a usable value."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    models: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]], Field(max_length=MAX_MODELS)]
-    user_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)]
-    user_email: Annotated[str, Field(max_length=320)] | None
-    user_role: RoleName
-    max_budget: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
-    budget_duration: str | None
-
-    @field_validator("user_id")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
-    @field_validator("budget_duration")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION_PATTERN.fullmatch(value):
-            raise ValueError("must look like 30s, 30m, 1h, 1d, 30d or 1mo")
-        return value
-
-
 def idp_defaults(user_id: str, email: str | None) -> UserValues:
     """LiteLLM's values for a user no hook decided about: a view-only internal user with no models."""
     return UserValues(
@@ -92,32 +48,6 @@ def idp_defaults(user_id: str, email: str | None) -> UserValues:
         max_budget=None,
         budget_duration=None,
     )
-
-
-def validate_values(value: Any) -> UserValues:
-    """Validate what the hook returned (already plain msgpack data).
-
-    Raises:
-        ValuesInvalid: naming the first offending field.
-    """
-    if not isinstance(value, dict):
-        raise ValuesInvalid(f"the hook returned {type(value).__name__}, expected SSOUserDefinedValues", field="")
-    try:
-        return UserValues.model_validate(value)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        location = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] == "missing":
-            message = "required key is missing"
-        elif error["type"] == "literal_error":
-            message = "must be one of the LitellmUserRoles values"
-        given = error.get("input")
-        if error["type"] not in ("missing", "extra_forbidden") and _short(given):
-            message += f" (got {given!r})"
-        raise ValuesInvalid(f"{location}: {message}", field=location.split(".")[0]) from None
 
 
 def apply_policy(values: UserValues, policy: HookPolicy, model_names: Set[str]) -> UserValues:
@@ -143,11 +73,3 @@ def apply_policy(values: UserValues, policy: HookPolicy, model_names: Set[str]) 
         if unknown:
             raise ValuesRefused(f"models: not in model_list: {', '.join(unknown)}", field="models")
     return values
-
-
-def _short(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool) and len(repr(value)) <= 80
-
-
-def _is_union_tag(part: str | int) -> bool:
-    return isinstance(part, str) and (part in ("float", "int", "str", "bool", "none") or "[" in part)

@@ -19,6 +19,7 @@ from fastapi_sso.sso.base import OpenID
 from pydantic import ValidationError
 
 from runner import HookError, HookRunner, HostHandler
+from sdk.testing import SAMPLE_OPENID
 
 from ._config import ProxyConfig
 from ._errors import ConfigError
@@ -35,16 +36,6 @@ __all__ = (
     "load_openid",
     "run_check",
 )
-
-SAMPLE_OPENID: dict[str, Any] = {
-    "id": "check-user",
-    "email": "check-user@example.com",
-    "first_name": "Check",
-    "last_name": "User",
-    "display_name": "Check User",
-    "picture": None,
-    "provider": "generic",
-}
 
 
 def load_openid(text: str | None = None, *, path: str | None = None) -> dict[str, Any] | None:

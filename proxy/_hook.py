@@ -16,13 +16,12 @@ from typing import Any
 import anyio
 
 from runner import CallResult, HookError, HookRunner, HookSpec, HostHandler, Limits, Sandbox
+from sdk._worker import ADAPTER
 
 from ._config import ProxyConfig
 
 __all__ = ("ADAPTER", "HookService", "runner_options")
 
-#: Run inside the worker on the call's argument: hooks receive an ``OpenID`` object, not a dict.
-ADAPTER = "sdk._worker:openid_from_dict"
 
 logger = logging.getLogger("hookjail.hook")
 

@@ -14,7 +14,11 @@ from typing import Any
 from . import _compat
 from ._types import OpenID
 
-__all__ = ("in_worker_template", "openid_from_dict")
+__all__ = ("ADAPTER", "in_worker_template", "openid_from_dict")
+
+#: The runner's ``HookSpec.adapter`` for SSO hooks: run inside the worker on the call's argument, so that
+#: handlers receive an ``OpenID`` object, not a dict.
+ADAPTER = "sdk._worker:openid_from_dict"
 
 
 def openid_from_dict(data: dict[str, Any]) -> OpenID:

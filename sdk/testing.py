@@ -34,6 +34,7 @@ from ._fakehost import FakeHost, RecordedCall
 from ._hostapi import TeamRecord, UserRecord
 from ._types import OpenID, SSOUserDefinedValues
 from ._values import ValuesInvalid, validate_values
+from ._worker import ADAPTER
 
 __all__ = (
     "ADAPTER",
@@ -48,9 +49,6 @@ __all__ = (
     "run_hook",
     "run_hook_sync",
 )
-
-#: What the proxy runs inside the worker before the handler (hooks receive an ``OpenID``, not a dict).
-ADAPTER = "sdk._worker:openid_from_dict"
 
 #: The OpenID used when a test gives none (the same sample as ``hookjail check``).
 SAMPLE_OPENID: dict[str, Any] = {

@@ -1,8 +1,8 @@
 """The FastAPI application: lifespan (database, migrations, hook runner) and the routes.
 
 Routes: ``/sso/key/generate`` and ``/sso/callback`` (the login), ``/ui/`` and ``/ui/logout`` (the admin UI),
-the management API (``/user/...``, ``/team/...``, see :mod:`proxy._management`), ``/health``, and the OpenAPI
-docs at ``/docs``. The hook runner is started in the lifespan and lives on ``app.state.runner``.
+the management API (``/user/...``, ``/team/...``, ``/hook/runs``, see :mod:`proxy._management`), ``/health``,
+and the OpenAPI docs at ``/docs``. The hook runner is started in the lifespan and lives on ``app.state.runner``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sdk._hostapi import (
+    DEFAULT_MEMBER_ROLE,
+    DEFAULT_USER_ROLE,
     AddMemberArgs,
     Conflict,
     Invalid,
@@ -52,10 +54,6 @@ __all__ = (
     "user_record",
 )
 
-#: The role of a user created without one (``new_user``): LiteLLM's least-privileged UI role.
-DEFAULT_USER_ROLE = "internal_user_viewer"
-#: The role of a user created because they were added to a team before they existed (as LiteLLM does).
-DEFAULT_MEMBER_ROLE = "internal_user"
 #: The largest ``metadata`` a user may carry, as JSON.
 MAX_METADATA_BYTES = 64 * 1024
 

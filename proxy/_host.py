@@ -5,7 +5,8 @@ One :class:`LoginHost` per login is the runner's ``host=`` handler. For each req
 1. refuses a method that is not a host call (``PermissionError`` naming it) — nothing else in the proxy is
    reachable through this channel;
 2. refuses a method the operator did not grant in ``hook_settings.permissions`` (``PermissionError`` naming the
-   permission to add);
+   permission to add); both refusals are :func:`sdk._hostapi.check_granted`'s, word for word what the SDK's
+   ``FakeHost`` answers;
 3. checks the arguments with the wire contract's model (``Invalid``: the hook sees a 400-style error naming the
    field), and a user ``new_user`` would create against ``hook_settings.policy`` (``PermissionError``);
 4. answers from the database through :mod:`proxy._directory`, shaped by the contract's result model;
@@ -18,8 +19,8 @@ and the session — or dropped with the login. No database lock is held while th
 
 The runner caps the number of host calls and the size of each answer; this module caps the rows a login may
 stage. Only the contract's errors reach the hook with their message; any other (the database's, a bug of
-ours) would leak the proxy's internals: the hook gets a generic ``HostUnavailable`` and the proxy logs the
-real one.
+ours) would leak the proxy's internals: the hook gets a generic ``HostUnavailable`` (the SDK's
+``HostUnavailableError``, 503) and the proxy logs the real one.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ import msgspec
 
 from runner import HookError, HookLimitExceeded
 from sdk._hostapi import (
-    METHODS,
     AddMemberArgs,
     Conflict,
+    HostUnavailable,
     Invalid,
     NewUserArgs,
     NotFound,
     TeamInfoArgs,
     UserInfoArgs,
+    check_granted,
     dump_result,
     parse_args,
 )
@@ -62,10 +64,6 @@ MAX_RECORDED_CALLS = 200
 #: Arguments longer than this (as JSON) are recorded cut short.
 _MAX_RECORDED_ARGS = 1024
 _encoder = msgspec.msgpack.Encoder()
-
-
-class HostUnavailable(Exception):  # the class name is the error type the hook's SDK sees
-    """Raised (into the hook) when the proxy cannot answer a host call for a reason of its own (database)."""
 
 
 class StagedRows:
@@ -261,13 +259,7 @@ class LoginHost:
         return value
 
     async def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        if method not in METHODS:
-            raise PermissionError(f"there is no host call named {method[:64]!r} (host calls: {', '.join(METHODS)})")
-        if method not in self.grants:
-            raise PermissionError(
-                f"host call {method!r} is not granted to this hook: the operator must add {method} to "
-                "hook_settings.permissions in config.yaml"
-            )
+        check_granted(method, self.grants)
         parsed = parse_args(method, args)
         rows = self.rows
         async with rows.reading():

@@ -101,6 +101,7 @@ class _Attempt:
     started_at: datetime
     subject: str | None
     provider: str | None
+    email: str | None = None
     duration_ms: float = 0.0
     stdout: str = ""
     stderr: str = ""
@@ -109,6 +110,8 @@ class _Attempt:
     def record(self, outcome: str, **fields: Any) -> RunRecord:
         if self.host is not None and self.host.calls:
             fields.setdefault("host_calls", self.host.record())
+        if self.email:  # the identity provider's, so that the operator can tell who a failed login was
+            fields.setdefault("extra", {"email": self.email})
         return RunRecord(
             run_id=self.run_id,
             started_at=self.started_at,
@@ -154,7 +157,11 @@ class LoginService:
                 raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
 
         attempt = _Attempt(
-            run_id=secrets.token_hex(8), started_at=utcnow(), subject=subject, provider=openid.get("provider")
+            run_id=secrets.token_hex(8),
+            started_at=utcnow(),
+            subject=subject,
+            provider=openid.get("provider"),
+            email=email[:320] if isinstance(email, str) else None,
         )
         fallback: str | None = None
         failure: tuple[str, str] | None = None  # (outcome, error) of a hook failure covered by idp_defaults

@@ -1,14 +1,18 @@
-"""The management API: LiteLLM's user and team endpoints that hookjail has, for the operator's scripts.
+"""The management API: LiteLLM's user and team endpoints that hookjail has, and the hook-run log, for the
+operator's scripts.
 
 ``POST /user/new``, ``GET /user/info``, ``GET /user/list``, ``POST /team/new``, ``POST /team/member_add``,
-``GET /team/info``; every one needs ``Authorization: Bearer <master_key>`` (401 otherwise). Request and
-response shapes are LiteLLM's where they overlap: fields LiteLLM has and hookjail does not store (``tpm_limit``,
-``send_invite_email``, ...) are accepted and ignored; responses carry no API keys (hookjail issues none). Bad
-input is a 422 naming the field (FastAPI's ``detail`` list, or LiteLLM's error body with ``param``); other
-errors are LiteLLM's error body ``{"error": {"message", "type", "param", "code"}}`` with 401, 404 or 409.
+``GET /team/info``, and hookjail's own ``GET /hook/runs`` and ``GET /hook/runs/{run_id}``; every one needs
+``Authorization: Bearer <master_key>`` (401 otherwise). Request and response shapes are LiteLLM's where they
+overlap: fields LiteLLM has and hookjail does not store (``tpm_limit``, ``send_invite_email``, ...) are accepted
+and ignored; responses carry no API keys (hookjail issues none). Bad input is a 422 naming the field (FastAPI's
+``detail`` list, or LiteLLM's error body with ``param``); other errors are LiteLLM's error body
+``{"error": {"message", "type", "param", "code"}}`` with 401, 404 or 409.
 
-The operations are the ones a hook's host calls run (:mod:`proxy._directory`), here on a database transaction
-of their own.
+The user and team operations are the ones a hook's host calls run (:mod:`proxy._directory`), here on a
+database transaction of their own. The hook runs are the ``hook_runs`` table: a failed login shows the user a
+short reason and the run id, and ``GET /hook/runs/{run_id}`` shows the operator the rest (the error, what the
+hook printed, its host calls) without opening the database.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import hmac
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,9 +47,20 @@ from sdk._hostapi import (
 from sdk._values import MAX_ID_LENGTH, MAX_MODELS
 
 from . import _directory
-from ._db import Database
+from ._db import Database, HookRun, as_utc
 
-__all__ = ("ApiError", "install_error_handlers", "management_router")
+__all__ = (
+    "MAX_RUNS_LISTED",
+    "ApiError",
+    "HookRunDetail",
+    "HookRunList",
+    "HookRunSummary",
+    "install_error_handlers",
+    "management_router",
+)
+
+#: The most hook runs ``GET /hook/runs`` returns at once.
+MAX_RUNS_LISTED = 200
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 
@@ -123,6 +139,80 @@ class UserListResponse(BaseModel):
     page: int
     page_size: int
     total_pages: int
+
+
+class HookRunSummary(BaseModel):
+    """One run of the hook for one login, as ``GET /hook/runs`` lists it (without its output and host calls)."""
+
+    run_id: str = Field(description="the id the login's error page shows")
+    started_at: datetime = Field(description="when the run started (UTC)")
+    outcome: str = Field(
+        description='"ok", or how it failed: "raised", "timeout", "crashed", "limit", "invalid", "refused", ...'
+    )
+    duration_ms: float = Field(description="how long the hook ran")
+    http_status: int | None = Field(description="the login's answer: 303 for a login granted, else the error's")
+    subject: str | None = Field(description="the identity provider's id of the user")
+    user_id: str | None = Field(description="the user id the login's values named (none when the hook failed)")
+    email: str | None = Field(description="the identity provider's email of the user, when recorded")
+    provider: str | None = Field(description="the identity provider (generic, google, microsoft)")
+    error: str | None = Field(description="why the run failed (none when it did not)")
+    fallback: str | None = Field(description='"idp_defaults" when the failed run was replaced by the defaults')
+    host_call_count: int = Field(description="how many host calls the hook made")
+
+
+class HookRunDetail(HookRunSummary):
+    """One run of the hook, with what it printed and its host calls (``GET /hook/runs/{run_id}``)."""
+
+    stdout: str = Field(description="what the hook printed (the first 4096 characters)")
+    stderr: str = Field(description="what the hook wrote to stderr (the first 4096 characters)")
+    host_calls: list[dict[str, Any]] = Field(
+        description='the host calls in order: {"method", "args", "outcome", "error"?, "ms"}; the first 200 only, '
+        'then {"unrecorded": n}'
+    )
+    extra: dict[str, Any] = Field(description="anything else recorded about the run")
+
+
+class HookRunList(BaseModel):
+    """The answer of ``GET /hook/runs``: the newest runs first."""
+
+    runs: list[HookRunSummary]
+
+
+def _run_fields(run: HookRun) -> dict[str, Any]:
+    extra = run.extra or {}
+    calls = run.host_calls or []
+    email = extra.get("email")
+    return {
+        "run_id": run.run_id,
+        "started_at": as_utc(run.started_at),
+        "outcome": run.outcome,
+        "duration_ms": run.duration_ms,
+        "http_status": run.http_status,
+        "subject": run.subject,
+        "user_id": run.user_id,
+        "email": email if isinstance(email, str) else None,
+        "provider": run.provider,
+        "error": run.error,
+        "fallback": run.fallback,
+        # the record ends with {"unrecorded": n} when the hook made more calls than are recorded
+        "host_call_count": sum(int(call.get("unrecorded", 1)) for call in calls),
+    }
+
+
+def _summary(run: HookRun) -> HookRunSummary:
+    """A ``hook_runs`` row as listed."""
+    return HookRunSummary(**_run_fields(run))
+
+
+def _detail(run: HookRun) -> HookRunDetail:
+    """A ``hook_runs`` row with everything it holds."""
+    return HookRunDetail(
+        **_run_fields(run),
+        stdout=run.stdout or "",
+        stderr=run.stderr or "",
+        host_calls=list(run.host_calls or []),
+        extra=dict(run.extra or {}),
+    )
 
 
 # --- the endpoints ---------------------------------------------------------------------------------------------
@@ -217,6 +307,43 @@ def management_router(master_key: str) -> APIRouter:
         """A team, its members and memberships (LiteLLM's ``/team/info``)."""
         async with _translated(), database(request).reader() as rows:
             return await _directory.team_info(rows, team_id)
+
+    @router.get("/hook/runs", tags=["hook runs"], response_model=HookRunList)
+    async def hook_runs(
+        request: Request,
+        outcome: Annotated[
+            str | None, Query(max_length=32, description='only runs with this outcome, e.g. "raised"')
+        ] = None,
+        user_id: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_ID_LENGTH,
+                description="only runs of this user: by the user id the login named, or by the identity "
+                "provider's subject (a run that failed has only that)",
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LISTED)] = 50,
+    ) -> HookRunList:
+        """The most recent hook runs, newest first, without their output and host calls (see
+        ``/hook/runs/{run_id}``)."""
+        runs = await database(request).recent_runs(limit, outcome=outcome, user_id=user_id)
+        return HookRunList(runs=[_summary(run) for run in runs])
+
+    @router.get(
+        "/hook/runs/{run_id}",
+        tags=["hook runs"],
+        response_model=HookRunDetail,
+        responses={404: {"description": "No hook run with this id"}},
+    )
+    async def hook_run(
+        request: Request,
+        run_id: Annotated[str, Path(min_length=1, max_length=64, description="the run id a login's error page shows")],
+    ) -> HookRunDetail:
+        """One hook run: its outcome, error, what the hook printed and its host calls."""
+        run = await database(request).get_run(run_id)
+        if run is None:
+            raise ApiError(404, f"Hook run {run_id} not found", type="not_found")
+        return _detail(run)
 
     return router
 

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from ._errors import ConflictError as ConflictError
+from ._errors import HostUnavailableError as HostUnavailableError
 from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import ProxyException as ProxyException
@@ -46,6 +47,7 @@ from ._values import validate_values as validate_values
 
 __all__ = (
     "ConflictError",
+    "HostUnavailableError",
     "InvalidRequestError",
     "LitellmUserRoles",
     "Member",

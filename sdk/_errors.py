@@ -6,7 +6,10 @@ the same shape, with a subclass per cause that is also the matching builtin (so 
     ProxyException                 LiteLLM's error: message, type, param, code ("404"), status_code (404)
     ├── NotFoundError              the user or team does not exist (404); also a LookupError
     ├── InvalidRequestError        the arguments were refused (400, or 422 when checked in the hook); a ValueError
-    └── ConflictError              the user or membership already exists (409)
+    ├── ConflictError              the user or membership already exists (409)
+    └── HostUnavailableError       the proxy could not answer, e.g. its database is down (503); try again later
+
+Any other error the host answers with is a plain ``ProxyException`` (500).
 
 A call the operator did not grant raises the builtin :class:`PermissionError`, as does any host call made
 outside a login run by hookjail's sandbox with no host attached.
@@ -14,7 +17,7 @@ outside a login run by hookjail's sandbox with no host attached.
 
 from __future__ import annotations
 
-__all__ = ("ConflictError", "InvalidRequestError", "NotFoundError", "ProxyException")
+__all__ = ("ConflictError", "HostUnavailableError", "InvalidRequestError", "NotFoundError", "ProxyException")
 
 
 class ProxyException(Exception):
@@ -83,3 +86,11 @@ class ConflictError(ProxyException):
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message, type="conflict", param=param, code=409)
+
+
+class HostUnavailableError(ProxyException):
+    """Raised when the proxy cannot answer a host call for a reason of its own, such as its database (status
+    503). The message does not say why (the proxy logs it); the same call may succeed on a later login."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message, type="service_unavailable", param=param, code=503)

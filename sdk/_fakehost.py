@@ -1,5 +1,11 @@
 """An in-memory host for tests: answers a hook's host calls exactly as the wire contract in
-:mod:`sdk._hostapi` says, from seeded users and teams, and records every call."""
+:mod:`sdk._hostapi` says, from seeded users and teams, and records every call.
+
+Where the proxy's answer depends on more than its data it uses the same code as the proxy: the refusal of an
+unknown or ungranted method (:func:`~sdk._hostapi.check_granted`), the argument checks
+(:func:`~sdk._hostapi.parse_args`), the result shapes (:func:`~sdk._hostapi.dump_result`) and the default
+roles. ``tests/proxy/test_host.py`` runs the same calls against both and compares the answers.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._hostapi import (
+    DEFAULT_MEMBER_ROLE,
+    DEFAULT_USER_ROLE,
     METHODS,
     AddMemberArgs,
     Conflict,
@@ -24,6 +32,7 @@ from ._hostapi import (
     UserInfoArgs,
     UserInfoResponse,
     UserRecord,
+    check_granted,
     dump_result,
     parse_args,
 )
@@ -112,10 +121,7 @@ class FakeHost:
     # --- the methods ----------------------------------------------------------------------------------------
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
-        if method in METHODS and method not in self.grants:
-            raise PermissionError(
-                f"host call {method!r} is not granted to this hook (add it to hook_settings.permissions)"
-            )
+        check_granted(method, self.grants)
         parsed = parse_args(method, args)
         if isinstance(parsed, UserInfoArgs):
             return dump_result(method, self._user_info(parsed))
@@ -144,7 +150,7 @@ class FakeHost:
             user_id=user_id,
             user_email=args.user_email,
             user_alias=args.user_alias,
-            user_role=args.user_role,
+            user_role=args.user_role or DEFAULT_USER_ROLE,
             models=list(args.models),
             max_budget=args.max_budget,
             budget_duration=args.budget_duration,
@@ -190,7 +196,7 @@ class FakeHost:
                 if user.user_email is not None and user.user_email.lower() == email.lower():
                     return user
         # As LiteLLM does, a member who is not a user yet becomes one.
-        user = UserRecord(user_id=user_id or str(uuid.uuid4()), user_email=email, user_role="internal_user")
+        user = UserRecord(user_id=user_id or str(uuid.uuid4()), user_email=email, user_role=DEFAULT_MEMBER_ROLE)
         self.users[user.user_id] = user
         return user
 

@@ -20,32 +20,46 @@ method                    args                                       result
 ``team_info``             :class:`TeamInfoArgs` ``{team_id}``        :class:`TeamInfoResponse`
 ========================  =========================================  =======================================
 
-Error types the host may answer with, and what the hook sees: ``"PermissionError"`` → :class:`PermissionError`
-(not granted); ``"NotFound"`` → :class:`~sdk.NotFoundError` (404); ``"Invalid"`` or ``"ValueError"`` →
-:class:`~sdk.InvalidRequestError` (400); ``"Conflict"`` → :class:`~sdk.ConflictError` (409); anything else →
-:class:`~sdk.ProxyException` (500).
+Error types the host may answer with, and what the hook sees:
+
+========================  ===============================================================================
+error type                raised in the hook
+========================  ===============================================================================
+``"PermissionError"``     :class:`PermissionError`: not a host call, or not granted (message from
+                          :func:`check_granted`, the same in the proxy and in :class:`~sdk.testing.FakeHost`)
+``"NotFound"``            :class:`~sdk.NotFoundError` (404)
+``"Invalid"``,            :class:`~sdk.InvalidRequestError` (400)
+``"ValueError"``
+``"Conflict"``            :class:`~sdk.ConflictError` (409)
+``"HostUnavailable"``     :class:`~sdk.HostUnavailableError` (503): the proxy could not answer for a reason
+                          of its own (its database); the details are in the proxy's log, not in the message
+anything else             :class:`~sdk.ProxyException` (500)
+========================  ===============================================================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from runner import HostCallError, host_call
 
-from ._errors import ConflictError, InvalidRequestError, NotFoundError, ProxyException
+from ._errors import ConflictError, HostUnavailableError, InvalidRequestError, NotFoundError, ProxyException
 from ._types import LitellmUserRoles, RoleName
 from ._values import DURATION_PATTERN, MAX_ID_LENGTH, MAX_MODELS
 
 __all__ = (
     "ARGS_MODELS",
+    "DEFAULT_MEMBER_ROLE",
+    "DEFAULT_USER_ROLE",
     "ERROR_TYPES",
     "METHODS",
     "RESULT_MODELS",
     "AddMemberArgs",
     "Conflict",
+    "HostUnavailable",
     "Invalid",
     "Member",
     "MemberArgs",
@@ -65,6 +79,7 @@ __all__ = (
     "UserInfoResponse",
     "UserRecord",
     "add_new_member",
+    "check_granted",
     "dump_result",
     "new_user",
     "parse_args",
@@ -79,6 +94,11 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 Email = Annotated[str, Field(min_length=1, max_length=320)]
 Budget = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 TeamRole = Literal["admin", "user"]
+
+#: The role of a user ``new_user`` creates without one: LiteLLM's least-privileged UI role.
+DEFAULT_USER_ROLE: Final = "internal_user_viewer"
+#: The role of a user created because they were added to a team before they existed (as LiteLLM does).
+DEFAULT_MEMBER_ROLE: Final = "internal_user"
 
 
 # --- host-side errors: raise these in the proxy's host handler ------------------------------------------------
@@ -96,8 +116,47 @@ class Conflict(Exception):  # the class name is the wire's error type
     """Raised by the host when a host call would create what already exists (error type "Conflict")."""
 
 
+class HostUnavailable(Exception):  # the class name is the wire's error type
+    """Raised by the host when it cannot answer a host call for a reason of its own, such as its database
+    (error type "HostUnavailable"); the message must not reveal the host's internals."""
+
+
 #: The error types a host may answer with (the name of the exception it raised).
-ERROR_TYPES: Final = ("PermissionError", "NotFound", "Invalid", "ValueError", "Conflict")
+ERROR_TYPES: Final = ("PermissionError", "NotFound", "Invalid", "ValueError", "Conflict", "HostUnavailable")
+
+
+def check_granted(method: str, grants: Container[str]) -> None:
+    """Refuse a host call that does not exist or that the operator did not grant (host side).
+
+    The proxy and :class:`~sdk.testing.FakeHost` both call this first, so a hook sees the same refusal,
+    word for word, in its tests and in production.
+
+    Args:
+        method: the method the hook asked for.
+        grants: the granted methods (``hook_settings.permissions``).
+
+    Raises:
+        PermissionError: ``method`` is not a host call, or it is not in ``grants``.
+
+    Example:
+        >>> check_granted("user_info", {"user_info"})
+        >>> try:
+        ...     check_granted("new_user", {"user_info"})
+        ... except PermissionError as exc:
+        ...     str(exc).endswith("must add new_user to hook_settings.permissions in config.yaml")
+        True
+    """
+    if method not in METHODS:
+        raise PermissionError(_unknown_method(method))
+    if method not in grants:
+        raise PermissionError(
+            f"host call {method!r} is not granted to this hook: the operator must add {method} to "
+            "hook_settings.permissions in config.yaml"
+        )
+
+
+def _unknown_method(method: str) -> str:
+    return f"there is no host call named {method[:64]!r} (host calls: {', '.join(METHODS)})"
 
 
 # --- the wire: what a hook sends (strict, unknown keys refused) -----------------------------------------------
@@ -306,7 +365,7 @@ def parse_args(method: str, args: Any) -> _Wire:
     """
     model = ARGS_MODELS.get(method)
     if model is None:
-        raise PermissionError(f"there is no host call named {method!r}")
+        raise PermissionError(_unknown_method(method))
     try:
         return model.model_validate(args)
     except ValidationError as exc:
@@ -414,6 +473,8 @@ def _translate(error_type: str, message: str) -> ProxyException:
         return InvalidRequestError(message)
     if error_type == "Conflict":
         return ConflictError(message)
+    if error_type == "HostUnavailable":
+        return HostUnavailableError(message)
     return ProxyException(message or f"host call failed ({error_type or 'unknown error'})")
 
 
@@ -453,6 +514,7 @@ async def user_info(user_id: str | None = None, **_ignored: Any) -> UserInfoResp
     Raises:
         NotFoundError: no such user (status 404, message ``"User <id> not found"``), as in LiteLLM.
         PermissionError: the operator did not grant ``user_info``.
+        HostUnavailableError: the proxy could not answer, e.g. its database is down (503).
         InvalidRequestError: ``user_id`` is missing or not a string.
 
     Example:
@@ -482,6 +544,7 @@ async def new_user(data: NewUserRequest | Mapping[str, Any], **_ignored: Any) ->
         ConflictError: a user with this ``user_id`` already exists (409).
         InvalidRequestError: the fields are invalid (e.g. an unknown role or a bad ``budget_duration``).
         PermissionError: the operator did not grant ``new_user``.
+        HostUnavailableError: the proxy could not answer, e.g. its database is down (503).
 
     Example:
         >>> await new_user(NewUserRequest(user_id="bob", user_role="internal_user"))  # doctest: +SKIP
@@ -505,6 +568,7 @@ async def add_new_member(data: TeamMemberAddRequest | Mapping[str, Any], **_igno
         ConflictError: a member is already in the team (409).
         InvalidRequestError: the fields are invalid (e.g. a member with neither user id nor email).
         PermissionError: the operator did not grant ``add_new_member``.
+        HostUnavailableError: the proxy could not answer, e.g. its database is down (503).
 
     Example:
         >>> await add_new_member(  # doctest: +SKIP
@@ -528,6 +592,7 @@ async def team_info(team_id: str | None = None, **_ignored: Any) -> TeamInfoResp
     Raises:
         NotFoundError: no such team (404).
         PermissionError: the operator did not grant ``team_info``.
+        HostUnavailableError: the proxy could not answer, e.g. its database is down (503).
     """
     args = _wire_args("team_info", {"team_id": team_id} if team_id is not None else {})
     return TeamInfoResponse.model_validate(_call("team_info", args))

@@ -97,6 +97,7 @@ class HookRun(Base):
     fallback: Mapped[str | None] = mapped_column(String(32))
     stdout: Mapped[str | None] = mapped_column(Text)
     stderr: Mapped[str | None] = mapped_column(Text)
+    #: other facts about the run: ``email`` (the identity provider's, when it gave one)
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: every host call the run made, in order: ``{method, args, outcome, error?, ms}``
     host_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)

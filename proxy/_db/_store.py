@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, delete, event, func, select, text
+from sqlalchemy import Connection, delete, event, func, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -199,11 +199,25 @@ class Database:
         async with self._sessions() as session:
             return await session.get(HookRun, run_id)
 
-    async def recent_runs(self, limit: int = 50) -> list[HookRun]:
-        """The newest hook runs first."""
+    async def recent_runs(
+        self, limit: int = 50, *, outcome: str | None = None, user_id: str | None = None
+    ) -> list[HookRun]:
+        """The newest hook runs first.
+
+        Args:
+            limit: the most runs to return.
+            outcome: only runs with this outcome ("ok", "raised", "timeout", ...).
+            user_id: only runs of this user: the runs whose values named this user id, and the runs whose
+                identity-provider subject it is (a run that failed before naming a user has only the subject).
+        """
+        query = select(HookRun)
+        if outcome is not None:
+            query = query.where(HookRun.outcome == outcome)
+        if user_id is not None:
+            query = query.where(or_(HookRun.user_id == user_id, HookRun.subject == user_id))
+        query = query.order_by(HookRun.started_at.desc(), HookRun.run_id.desc()).limit(limit)
         async with self._sessions() as session:
-            result = await session.scalars(select(HookRun).order_by(HookRun.started_at.desc()).limit(limit))
-            return list(result)
+            return list(await session.scalars(query))
 
     def session(self) -> AsyncSession:
         """A new ORM session."""

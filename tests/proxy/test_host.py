@@ -17,7 +17,7 @@ from proxy._directory import new_team, new_user
 from proxy._host import MAX_RECORDED_CALLS, HostUnavailable, LoginHost
 from runner import HookLimitExceeded
 from sdk._fakehost import FakeHost
-from sdk._hostapi import METHODS, Conflict, Invalid, MemberArgs, NewUserArgs, NotFound
+from sdk._hostapi import ERROR_TYPES, METHODS, Conflict, Invalid, MemberArgs, NewUserArgs, NotFound
 
 pytestmark = pytest.mark.anyio
 
@@ -214,6 +214,8 @@ async def test_database_errors_do_not_reach_the_hook(database: Database) -> None
     assert "hj.db" not in str(caught.value)
     assert "could not answer" in str(caught.value)
     assert host.calls[0]["outcome"] == "HostUnavailable"
+    # the SDK knows this error type: the hook gets a HostUnavailableError (503), not a bare ProxyException
+    assert type(caught.value).__name__ in ERROR_TYPES
 
 
 async def test_only_the_first_calls_are_recorded(database: Database) -> None:
@@ -276,17 +278,18 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("user_info", {"user_id": "dan"}),
     ("team_info", {"team_id": "eng"}),
     ("user_info", {"user_id": 7}),
+    ("new_user", {"user_id": "nora", "user_email": "nora@example.com"}),  # no role: internal_user_viewer
+    ("user_info", {"user_id": "nora"}),
+    ("new_user", {"user_email": "nameless@example.com", "teams": ["eng"]}),  # no id either
+    ("team_info", {"team_id": "eng"}),
     ("teams_delete", {"team_id": "eng"}),
+    ("x" * 100, {}),
 ]
 
 
-async def test_answers_exactly_like_the_sdks_fake_host(database: Database) -> None:
-    """The SDK's FakeHost is what hook authors test against: the proxy must answer the same.
-
-    (One known difference is left out: a user ``new_user`` creates without a role is an
-    ``internal_user_viewer`` in the proxy, whose users always have a role, and has no role in the fake.)
-    """
-    fake = FakeHost(
+def fake_host(grants: list[str]) -> FakeHost:
+    """A FakeHost seeded like the ``database`` fixture."""
+    return FakeHost(
         users=[{"user_id": "alice", "user_email": "alice@example.com", "user_role": "proxy_admin", "teams": []}],
         teams=[
             {
@@ -297,17 +300,42 @@ async def test_answers_exactly_like_the_sdks_fake_host(database: Database) -> No
                 "members_with_roles": [{"user_id": "alice", "user_email": "alice@example.com", "role": "admin"}],
             }
         ],
-        grants=ALL,
+        grants=grants,
     )
-    real = LoginHost(database, ALL)
-    for method, args in CALLS:
-        answers = []
-        for host in (fake, real):
-            try:
-                answers.append(("ok", _comparable(await host(method, args))))
-            except Exception as exc:
-                answers.append((type(exc).__name__, None))
-        assert answers[0] == answers[1], f"{method}({args})"
+
+
+async def answers_of(host: FakeHost | LoginHost, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """What ``host`` answers to each call: the answer, or the error type and message."""
+    answers: list[Any] = []
+    for method, args in calls:
+        try:
+            answers.append(("ok", _comparable(await host(method, args))))
+        except Exception as exc:
+            answers.append((type(exc).__name__, str(exc)))
+    return answers
+
+
+async def test_answers_exactly_like_the_sdks_fake_host(database: Database) -> None:
+    """The SDK's FakeHost is what hook authors test against: the proxy must answer the same, errors word for
+    word."""
+    fake, real = await answers_of(fake_host(ALL), CALLS), await answers_of(LoginHost(database, ALL), CALLS)
+    for (method, args), expected, got in zip(CALLS, fake, real, strict=True):
+        assert got == expected, f"{method}({args})"
+    nora = fake[CALLS.index(("user_info", {"user_id": "nora"}))]
+    assert nora[1]["user_info"]["user_role"] == "internal_user_viewer"
+
+
+@pytest.mark.parametrize("grants", [[], ["user_info"], ["team_info", "new_user"]])
+async def test_refuses_ungranted_and_unknown_calls_exactly_like_the_fake_host(
+    database: Database, grants: list[str]
+) -> None:
+    calls = [(method, {"user_id": "alice", "team_id": "eng"}) for method in (*ALL, "delete_user", "")]
+    fake, real = await answers_of(fake_host(grants), calls), await answers_of(LoginHost(database, grants), calls)
+    assert real == fake
+    refused = [answer for (method, _), answer in zip(calls, real, strict=True) if method not in grants]
+    assert {error_type for error_type, _ in refused} == {"PermissionError"}
+    assert any("must add" in message and "hook_settings.permissions" in message for _, message in refused)
+    assert any("there is no host call named 'delete_user'" in message for _, message in refused)
 
 
 async def test_deeply_nested_arguments_are_refused_not_a_crash(database: Database) -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from proxy import create_app, load_config, serve_settings
+from proxy._db import Database, RunRecord, utcnow
+from tests.proxy import harness
+from tests.proxy.harness import ProxyFactory, login, new_client
+from tests.proxy.test_login import RAISING_HOOK, run_id_of
 
 pytestmark = pytest.mark.anyio
 
@@ -62,6 +68,8 @@ async def get(api: httpx.AsyncClient, path: str, status: int = 200, **params: An
         ("POST", "/team/new"),
         ("POST", "/team/member_add"),
         ("GET", "/team/info?team_id=eng"),
+        ("GET", "/hook/runs"),
+        ("GET", "/hook/runs/0123456789abcdef"),
     ],
 )
 @pytest.mark.parametrize("authorization", [None, "Bearer sk-wrong", f"Basic {MASTER_KEY}", MASTER_KEY])
@@ -235,7 +243,159 @@ async def test_openapi_docs_are_served(app: FastAPI) -> None:
         schema = (await client.get("/openapi.json")).json()
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
-    for path in ("/user/new", "/user/info", "/user/list", "/team/new", "/team/member_add", "/team/info"):
+    for path in (
+        "/user/new",
+        "/user/info",
+        "/user/list",
+        "/team/new",
+        "/team/member_add",
+        "/team/info",
+        "/hook/runs",
+        "/hook/runs/{run_id}",
+    ):
         assert path in schema["paths"]
+    assert "404" in schema["paths"]["/hook/runs/{run_id}"]["get"]["responses"]
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
     assert "/sso/callback" not in schema["paths"]
+
+
+# --- hook runs --------------------------------------------------------------------------------------------------
+
+
+async def record_runs(app: FastAPI, *runs: tuple[str, str, str | None, str | None]) -> None:
+    """Record runs ``(run_id, outcome, subject, user_id)``, each a minute after the one before."""
+    database: Database = app.state.database
+    start = utcnow() - timedelta(hours=1)
+    for index, (run_id, outcome, subject, user_id) in enumerate(runs):
+        await database.record_run(
+            RunRecord(
+                run_id=run_id,
+                started_at=start + timedelta(minutes=index),
+                outcome=outcome,
+                duration_ms=12.5,
+                subject=subject,
+                provider="generic",
+                user_id=user_id,
+                error=None if outcome == "ok" else f"{outcome} in {run_id}",
+                http_status=303 if outcome == "ok" else 502,
+            )
+        )
+
+
+async def test_hook_runs_are_listed_newest_first_and_filtered(app: FastAPI, api: httpx.AsyncClient) -> None:
+    await record_runs(
+        app,
+        ("r1", "ok", "alice", "alice"),
+        ("r2", "raised", "bob", None),  # failed before naming a user: only the subject
+        ("r3", "timeout", "alice", None),
+        ("r4", "ok", "bob-idp", "bob"),  # the hook mapped the IdP's subject to another user id
+        ("r5", "raised", "carol", None),
+    )
+    listed = await get(api, "/hook/runs")
+    assert [run["run_id"] for run in listed["runs"]] == ["r5", "r4", "r3", "r2", "r1"]
+    assert [run["run_id"] for run in (await get(api, "/hook/runs", outcome="raised"))["runs"]] == ["r5", "r2"]
+    assert [run["run_id"] for run in (await get(api, "/hook/runs", user_id="alice"))["runs"]] == ["r3", "r1"]
+    assert [run["run_id"] for run in (await get(api, "/hook/runs", user_id="bob"))["runs"]] == ["r4", "r2"]
+    both = await get(api, "/hook/runs", outcome="raised", user_id="bob")
+    assert [run["run_id"] for run in both["runs"]] == ["r2"]
+    assert [run["run_id"] for run in (await get(api, "/hook/runs", limit=2))["runs"]] == ["r5", "r4"]
+    assert (await get(api, "/hook/runs", outcome="crashed"))["runs"] == []
+    assert listed["runs"][0] == {
+        "run_id": "r5",
+        "started_at": listed["runs"][0]["started_at"],
+        "outcome": "raised",
+        "duration_ms": 12.5,
+        "http_status": 502,
+        "subject": "carol",
+        "user_id": None,
+        "email": None,
+        "provider": "generic",
+        "error": "raised in r5",
+        "fallback": None,
+        "host_call_count": 0,
+    }
+
+
+@pytest.mark.parametrize("limit", [0, 201, "many"])
+async def test_hook_runs_limit_is_at_most_200(api: httpx.AsyncClient, limit: object) -> None:
+    detail = (await get(api, "/hook/runs", 422, limit=limit))["detail"]
+    assert detail[0]["loc"] == ["query", "limit"]
+
+
+async def test_hook_run_has_everything_recorded(app: FastAPI, api: httpx.AsyncClient) -> None:
+    database: Database = app.state.database
+    calls: list[dict[str, Any]] = [
+        {"method": "user_info", "args": {"user_id": "dan"}, "outcome": "NotFound", "error": "User dan not found"},
+        {"unrecorded": 3},
+    ]
+    await database.record_run(
+        RunRecord(
+            run_id="0123456789abcdef",
+            started_at=utcnow(),
+            outcome="invalid",
+            duration_ms=3.25,
+            subject="dan",
+            provider="generic",
+            error="user_role: must be one of the LitellmUserRoles values (got 'root')",
+            fallback="idp_defaults",
+            stdout="looking up dan\n",
+            stderr="warning\n",
+            http_status=303,
+            user_id="dan",
+            extra={"email": "dan@example.com"},
+            host_calls=calls,
+        )
+    )
+    run = await get(api, "/hook/runs/0123456789abcdef")
+    assert run["started_at"].endswith(("Z", "+00:00"))
+    del run["started_at"]
+    assert run == {
+        "run_id": "0123456789abcdef",
+        "outcome": "invalid",
+        "duration_ms": 3.25,
+        "http_status": 303,
+        "subject": "dan",
+        "user_id": "dan",
+        "email": "dan@example.com",
+        "provider": "generic",
+        "error": "user_role: must be one of the LitellmUserRoles values (got 'root')",
+        "fallback": "idp_defaults",
+        "host_call_count": 4,
+        "stdout": "looking up dan\n",
+        "stderr": "warning\n",
+        "host_calls": calls,
+        "extra": {"email": "dan@example.com"},
+    }
+
+
+async def test_unknown_hook_run_is_a_404(api: httpx.AsyncClient) -> None:
+    error = (await get(api, "/hook/runs/ffffffffffffffff", 404))["error"]
+    assert error == {
+        "message": "Hook run ffffffffffffffff not found",
+        "type": "not_found",
+        "param": None,
+        "code": "404",
+    }
+
+
+async def test_failed_logins_run_id_resolves_to_its_outcome_and_error(start: ProxyFactory) -> None:
+    """The run id on a failed login's error page is all the operator needs: the API has the rest."""
+    proxy = start(hook_source=RAISING_HOOK)
+
+    def failed_login() -> httpx.Response:
+        with new_client() as client:
+            return login(client, proxy, "frank@example.com")
+
+    response = await anyio.to_thread.run_sync(failed_login)
+    assert response.status_code == 502
+    run_id = run_id_of(response)
+    async with httpx.AsyncClient(base_url=proxy.base_url, timeout=10.0) as client:
+        assert (await client.get(f"/hook/runs/{run_id}")).status_code == 401
+        client.headers["Authorization"] = f"Bearer {harness.MASTER_KEY}"
+        run = await get(client, f"/hook/runs/{run_id}")
+        listed = await get(client, "/hook/runs", outcome="raised", user_id="frank")
+    assert (run["run_id"], run["outcome"], run["http_status"]) == (run_id, "raised", 502)
+    assert "directory lookup failed" in run["error"]
+    assert "about to fail for frank" in run["stdout"]
+    assert (run["subject"], run["user_id"], run["email"]) == ("frank", None, "frank@example.com")
+    assert [r["run_id"] for r in listed["runs"]] == [run_id]

@@ -64,6 +64,12 @@ async def test_member_already_in_team_is_a_conflict() -> None:
         await host("add_new_member", {"team_id": "eng", "member": {"user_id": "bob"}})
 
 
+async def test_new_user_without_role_is_a_viewer_as_in_the_proxy() -> None:
+    host = team_host()
+    answer = await host("new_user", {"user_id": "vic"})
+    assert answer["user_role"] == host.users["vic"].user_role == "internal_user_viewer"
+
+
 async def test_new_user_without_id_gets_a_fresh_one() -> None:
     host = team_host()
     answer = await host("new_user", {"user_email": "eve@example.com"})

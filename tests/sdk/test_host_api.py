@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sdk._hostapi import HostUnavailable
 from sdk.testing import FakeHost, RunResult, run_hook
 
 from .conftest import hook
@@ -58,6 +59,21 @@ async def test_user_info_of_unknown_user_raises_404_in_the_hook() -> None:
         "message": "User carol not found",
         "is_lookup_error": True,
     }
+
+
+async def test_host_unavailable_raises_503_in_the_hook() -> None:
+    result = await run_hook(hook("host_api", "lookup_when_unavailable"), ALICE, host=_unavailable_host)
+    assert seen(result) == {
+        "type": "HostUnavailableError",
+        "status": 503,
+        "code": "503",
+        "message": "the proxy could not answer this host call; try the login again",
+        "is_host_unavailable": True,
+    }
+
+
+async def _unavailable_host(method: str, args: dict[str, Any]) -> Any:
+    raise HostUnavailable("the proxy could not answer this host call; try the login again")
 
 
 async def test_ungranted_call_raises_permission_error_in_the_hook() -> None:

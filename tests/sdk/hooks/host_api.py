@@ -7,6 +7,7 @@ from typing import Any
 
 from sdk import (
     ConflictError,
+    HostUnavailableError,
     InvalidRequestError,
     LitellmUserRoles,
     Member,
@@ -63,6 +64,14 @@ async def lookup_unknown_user(user: OpenID) -> SSOUserDefinedValues:
         await user_info(user_id=user.id)
     except NotFoundError as exc:
         _report({**_error(exc), "is_lookup_error": isinstance(exc, LookupError)})
+    return _values(user)
+
+
+async def lookup_when_unavailable(user: OpenID) -> SSOUserDefinedValues:
+    try:
+        await user_info(user_id=user.id)
+    except ProxyException as exc:
+        _report({**_error(exc), "is_host_unavailable": isinstance(exc, HostUnavailableError)})
     return _values(user)
 
 

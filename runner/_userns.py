@@ -200,7 +200,11 @@ def _serve_as_reaper(alive_r: int, alive_w: int) -> None:
             with contextlib.suppress(ChildProcessError):
                 while os.waitpid(-1, os.WNOHANG)[0] > 0:
                     pass
-            signal.sigwait({signal.SIGCHLD})
+            # PDEATHSIG is the fast way out; the pipe is the sure one (a reaper was once seen outliving its
+            # zygote): end of file on it means the zygote and every child that held it are gone.
+            signal.sigtimedwait({signal.SIGCHLD}, 1.0)
+            if select.select([alive_r], [], [], 0)[0]:
+                os._exit(0)
     finally:
         os._exit(0)
 

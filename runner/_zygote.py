@@ -207,7 +207,9 @@ class Template:
                         os.close(extra)
 
 
-def _prepare(control: _Control, config: Configure, libc: ctypes.CDLL) -> tuple[_child.ChildPlan, int] | None:
+def _prepare(
+    control: _Control, config: Configure, libc: ctypes.CDLL, parent_pid: int
+) -> tuple[_child.ChildPlan, int] | None:
     """Confines the template, imports and checks the hook. Reports ``ImportFailed`` and returns None on
     failure."""
     # Opened before confinement: Landlock would refuse /proc later, an fd already open keeps working.
@@ -235,6 +237,11 @@ def _prepare(control: _Control, config: Configure, libc: ctypes.CDLL) -> tuple[_
             control.send(ImportFailed(type_name="SandboxUnavailable", message=exc.message, sandbox=True))
             return None
         layers = dict(confinement.layers)
+        # Changing uid inside the new user namespace cleared the parent-death signal: arm it again, so that
+        # the template dies with the proxy even if the proxy is SIGKILLed.
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os._exit(1)
     try:
         module = _load_module(config.path)
         handler = _check_handler(module, config.function)
@@ -292,7 +299,7 @@ def main(control_fd: int, parent_pid: int) -> None:
         os.close(fd)
     if not isinstance(first, Configure):
         os._exit(2)
-    prepared = _prepare(control, first, libc)
+    prepared = _prepare(control, first, libc, parent_pid)
     if prepared is None:
         os._exit(0)
     plan, statm_fd = prepared

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -170,3 +172,62 @@ async def test_thousand_calls_leak_no_fds_zombies_or_memory(write_hook: Callable
         assert len(_children()) == 1  # only the template
         assert _rss_kb() - rss < 16 * 1024
     assert _open_fds() == fds_before
+
+
+HOLDER = """
+import asyncio, os, sys
+from runner import HookRunner, HookSpec, Limits
+from tests.runner.test_resilience import _children_of
+
+async def main():
+    async with HookRunner(HookSpec(sys.argv[1], "handler"), Limits(timeout=5)) as runner:
+        await runner.call({"n": 0})
+        template = runner._template.ready.pid
+        print(" ".join(str(pid) for pid in [template, *_children_of(template)]), flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def _children_of(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (the template's reaper and its reserve children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == str(pid):
+                found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_nothing_outlives_a_killed_proxy(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(ECHO)
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(spec.path)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+        text=True,
+    )
+    assert proxy.stdout is not None
+    with proxy.stdout:
+        pids = [int(pid) for pid in proxy.stdout.readline().split()]
+    assert len(pids) >= 2  # the template and at least its reaper
+    proxy.kill()
+    proxy.wait()
+    for _ in range(100):  # PDEATHSIG is immediate; allow the machine a few seconds to get there
+        if not any(_running(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.05)
+    assert [pid for pid in pids if _running(pid)] == []

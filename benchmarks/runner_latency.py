@@ -39,6 +39,8 @@ async def custom_sso_handler(info):
         "tag": hashlib.sha256(info["id"].encode()).hexdigest()[:8],
     }
 """
+# The same hook as the proxy runs it: the sdk's adapter hands it an OpenID object (pydantic in the template).
+SDK_HOOK = HOOK.replace('info["email"]', "info.email").replace('info["id"]', "info.id")
 OPENID = {"id": "u1", "email": "alice@example.com", "first_name": "Alice", "provider": "generic"}
 SPAWN_SCRIPT = (
     "import asyncio, importlib.util, json, sys\n"
@@ -191,8 +193,15 @@ async def main() -> None:
         "hookjail, all layers, no prefork": (Sandbox(), 0),
         "hookjail, all layers": (Sandbox(), 2),
     }
-    spec = HookSpec(path=hook_path, function="custom_sso_handler")
+    sdk_hook_path = workdir / "custom_sso_sdk.py"
+    sdk_hook_path.write_text(SDK_HOOK)
+    specs = {name: HookSpec(path=hook_path, function="custom_sso_handler") for name in designs}
+    designs["hookjail, all layers, sdk adapter (as the proxy)"] = (Sandbox(), 2)
+    specs["hookjail, all layers, sdk adapter (as the proxy)"] = HookSpec(
+        path=sdk_hook_path, function="custom_sso_handler", adapter="sdk._worker:openid_from_dict"
+    )
     for name, (sandbox, prefork) in designs.items():
+        spec = specs[name]
         limits = Limits(timeout=10, max_concurrency=args.concurrency, prefork=prefork)
         async with HookRunner(spec, limits, sandbox) as runner:
 

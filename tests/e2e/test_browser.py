@@ -9,21 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Response
 
+from tests.browser import chromium
 from tests.proxy.harness import MASTER_KEY, REPO, Proxy, ProxyFactory
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 RAISING_HOOK = """
 def custom_sso_handler(userIDPInfo):
@@ -56,14 +48,8 @@ def custom_sso_handler(userIDPInfo: OpenID) -> SSOUserDefinedValues:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    # Module scope, not session: playwright's sync API keeps an asyncio loop running in the main thread while
-    # it is open, and anyio tests in later modules cannot start their own loop until it is closed.
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

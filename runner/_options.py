@@ -42,7 +42,8 @@ class Limits:
         open_files: the most file descriptors a call may hold.
         file_size_mb: the largest file a call may write (0: none at all).
         max_output_bytes: how much of stdout and of stderr is kept per call (the rest is dropped).
-        max_frame_bytes: the largest message a worker may send (the result included).
+        max_frame_bytes: the largest message a worker may send (the result included). Decoded, a frame can
+            take tens of times its size in the parent's memory, once per call in flight: keep it small.
         max_host_calls: host calls one call may make; one more stops the call (a limit).
         max_host_reply_bytes: the largest answer to one host call; a larger one stops the call (a limit).
         prefork: children forked ahead of time so that fork is off the critical path.
@@ -56,7 +57,7 @@ class Limits:
     open_files: int = 64
     file_size_mb: int = 8
     max_output_bytes: int = 64 * 1024
-    max_frame_bytes: int = 4 * 1024 * 1024
+    max_frame_bytes: int = 1024 * 1024
     max_host_calls: int = 100
     max_host_reply_bytes: int = 1024 * 1024
     prefork: int = 2

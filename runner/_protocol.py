@@ -32,7 +32,7 @@ class Configure(msgspec.Struct, tag="configure", frozen=True):
     cpu_seconds: float = 2.0
     open_files: int = 64
     file_size_mb: int = 8
-    max_frame_bytes: int = 4 * 1024 * 1024
+    max_frame_bytes: int = 1024 * 1024
     network: bool = False
     read_paths: tuple[str, ...] = ()
     tmp_root: str | None = None

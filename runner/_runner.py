@@ -363,7 +363,7 @@ class _Run:
                 messages = list(decoder.feed(data))
             except FrameTooLarge as exc:
                 raise HookProtocolError(f"the worker sent an oversized frame: {exc}") from exc
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
                 raise HookProtocolError(f"the worker sent a malformed frame: {exc}") from exc
             for message in messages:
                 if isinstance(message, Started):

@@ -236,3 +236,20 @@ async def test_extra_calls_wait_for_a_slot_inside_their_deadline(write_hook: Cal
         results = await asyncio.gather(runner.call({}), runner.call({}), return_exceptions=True)
     assert all(isinstance(r, HookTimeout) for r in results)
     assert sum("waited for a free worker slot" in str(r) for r in results) == 1
+
+
+async def test_cant_crash_the_parent_with_deeply_nested_data(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        import time
+        from runner import _hostcall
+        def handler(info):
+            # A result frame whose value is 100,000 nested one-element arrays: fine for msgpack, fatal for a
+            # recursive decoder in the parent if it were not caught.
+            body = b"\\x82\\xa4type\\xa6result\\xa5value" + b"\\x91" * 100_000 + b"\\xc0"
+            _hostcall._channel.sendall(len(body).to_bytes(4, "big") + body)
+            time.sleep(3600)
+        """
+    )
+    with pytest.raises(HookProtocolError, match="malformed"):
+        await _call(spec, Limits(timeout=10))

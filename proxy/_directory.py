@@ -46,6 +46,7 @@ __all__ = (
     "Rows",
     "add_members",
     "check_metadata",
+    "member_exists",
     "new_team",
     "new_user",
     "team_info",
@@ -214,6 +215,13 @@ async def new_user(rows: Rows, args: NewUserArgs, *, now: datetime | None = None
     for team_id in team_ids:
         await rows.add(TeamMember(team_id=team_id, user_id=user_id, role="user", created_at=now))
     return NewUserResponse(key=None, **user_record(user, team_ids).model_dump(exclude={"spend"}))
+
+
+async def member_exists(rows: Rows, member: MemberArgs) -> bool:
+    """True when the user a member names exists (else adding the member creates it)."""
+    if member.user_id is not None:
+        return await rows.user(member.user_id) is not None
+    return member.user_email is not None and await rows.user_by_email(member.user_email) is not None
 
 
 async def _member_user(rows: Rows, member: MemberArgs, now: datetime) -> User:

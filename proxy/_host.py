@@ -268,30 +268,37 @@ class LoginHost:
             elif isinstance(parsed, TeamInfoArgs):
                 result = await _directory.team_info(rows, parsed.team_id)
             elif isinstance(parsed, NewUserArgs):
-                self._check_policy(parsed)
+                self._check_policy(
+                    "new_user", parsed.user_role or _directory.DEFAULT_USER_ROLE, parsed.max_budget, parsed.models
+                )
                 result = await _directory.new_user(rows, parsed)
             else:
                 assert isinstance(parsed, AddMemberArgs)
+                # Members who are not users yet are created as DEFAULT_MEMBER_ROLE with no budget: the policy
+                # applies to them too, checked before anything is staged.
+                for member in parsed.members:
+                    if not await _directory.member_exists(rows, member):
+                        self._check_policy("add_new_member", _directory.DEFAULT_MEMBER_ROLE, None, [])
                 result = await _directory.add_members(rows, parsed)
         return dump_result(method, result)
 
-    def _check_policy(self, args: NewUserArgs) -> None:
+    def _check_policy(self, method: str, role: str, max_budget: float | None, models: Sequence[str]) -> None:
         """``hook_settings.policy`` applies to the users a hook creates as to the values it returns."""
         policy = self.policy
         if policy is None:
             return
-        role = args.user_role or _directory.DEFAULT_USER_ROLE
         if policy.allowed_roles is not None and role not in policy.allowed_roles:
-            raise PermissionError(f"new_user: user_role {role!r} is not in hook_settings.policy.allowed_roles")
-        if policy.max_budget is not None and (args.max_budget is None or args.max_budget > policy.max_budget):
-            given = "unlimited" if args.max_budget is None else f"{args.max_budget:g}"
+            raise PermissionError(f"{method}: a new user's role {role!r} is not in hook_settings.policy.allowed_roles")
+        if policy.max_budget is not None and (max_budget is None or max_budget > policy.max_budget):
+            given = "unlimited" if max_budget is None else f"{max_budget:g}"
             raise PermissionError(
-                f"new_user: max_budget {given} is over hook_settings.policy.max_budget ({policy.max_budget:g})"
+                f"{method}: a new user's max_budget {given} is over hook_settings.policy.max_budget "
+                f"({policy.max_budget:g})"
             )
         if policy.models_must_exist:
-            unknown = sorted(set(args.models) - self.model_names)
+            unknown = sorted(set(models) - self.model_names)
             if unknown:
-                raise PermissionError(f"new_user: models not in model_list: {', '.join(unknown)}")
+                raise PermissionError(f"{method}: models not in model_list: {', '.join(unknown)}")
 
 
 def _recorded_args(args: Any) -> Any:

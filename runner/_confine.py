@@ -10,6 +10,7 @@ no_new_privs        regaining privileges through exec of a set-uid or file-capab
 user_namespace      root: the worker is uid 1000 with no capabilities, in a user namespace of its own
 network_namespace   any network: an empty namespace (its loopback is down) unless ``network=True``
 pid_namespace       processes outliving the zygote: its children live in a PID namespace that dies with it
+ipc_namespace       the host's System V shared memory, queues and semaphores (same uid would reach them)
 private_tmp         filling the host's disk: the temp root is a size-capped tmpfs seen only by the worker
                     (only when there is a temp root)
 landlock            every file but the granted read-only paths and the private temp root; exec; TCP
@@ -208,6 +209,7 @@ class Confinement:
         in_namespaces = bool(layers["user_namespace"])
         layers["network_namespace"] = _HOST_NETWORK if network else in_namespaces
         layers["pid_namespace"] = in_namespaces
+        layers["ipc_namespace"] = in_namespaces
         if tmp_root is not None:
             try:
                 if not in_namespaces:
@@ -295,6 +297,7 @@ def probe() -> dict[str, bool | str]:
         "user_namespace": userns,
         "network_namespace": bool(userns),
         "pid_namespace": bool(userns),
+        "ipc_namespace": bool(userns),
         "private_tmp": namespaces["private_tmp"],
     }
     abi = landlock_abi()

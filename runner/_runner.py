@@ -366,6 +366,9 @@ class _Run:
             except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
                 raise HookProtocolError(f"the worker sent a malformed frame: {exc}") from exc
             for message in messages:
+                # The child says Started once, first; anything else is a hook writing to its channel itself.
+                if isinstance(message, Started) == started:
+                    raise HookProtocolError(f"the worker sent an unexpected {type(message).__name__.lower()} frame")
                 if isinstance(message, Started):
                     started = True
                 elif isinstance(message, Result):
@@ -376,6 +379,9 @@ class _Run:
                     reply = await self._answer(message, host)
                     with contextlib.suppress(ConnectionError):
                         await loop.sock_sendall(child.channel, runner._encoder.encode(reply))
+            # sock_recv returns at once while data is waiting: without this, a hook that keeps its channel full
+            # would hold the event loop (every other login, and this call's own deadline) for as long as it likes.
+            await asyncio.sleep(0)
 
     async def _answer(self, request: HostCall, host: HostHandler | None) -> HostReply:
         limits = self.runner.limits
@@ -460,7 +466,6 @@ class _Run:
         child.kill()
         child.close()
         if self.template is not None:
-            self.template.forget(child)
             self.template.top_up()
         self.child = None
 

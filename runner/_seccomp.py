@@ -8,7 +8,8 @@ call that CPython, glibc and C extensions may make, and would break hooks in way
   (``unshare``, ``setns``, ``clone`` with a namespace flag), no kernel keyring, bpf, perf, io_uring,
   userfaultfd, modules, kexec, reboot, swap, clock or host-name changes; no ``chmod``/``chown``/``utime``/
   xattr changes (Landlock does not cover file metadata, and the worker's uid owns every root-owned file, see
-  :mod:`runner._userns`); no ``TIOCSTI``/``TIOCLINUX`` on a terminal; and no sockets but IPv4/IPv6 (a unix
+  :mod:`runner._userns`); no ``prlimit`` on another process (same uid suffices for it); no System V IPC
+  and no inotify; no ``TIOCSTI``/``TIOCLINUX`` on a terminal; and no sockets but IPv4/IPv6 (a unix
   socket reaches past the network namespace to any listener on the filesystem; ``socketpair`` stays allowed,
   asyncio needs it).
 * the **child filter** (:func:`build_child_filter`), stacked on it in each forked child: no process creation
@@ -95,6 +96,25 @@ _DENIED = (
     "open_by_handle_at",
     "name_to_handle_at",
     "lookup_dcookie",
+    # System V IPC: objects are checked by uid, which the worker shares with the proxy (its own IPC
+    # namespace already hides the host's; these would still let calls of one hook talk to each other)
+    "shmget",
+    "shmat",
+    "shmdt",
+    "shmctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    # watching paths it cannot read (inotify reports names created or opened in a denied directory)
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
+    "fanotify_mark",
     # the host itself
     "init_module",
     "finit_module",
@@ -179,6 +199,9 @@ def build_zygote_filter() -> pyseccomp.SyscallFilter:
     for family in (_AF_UNIX, *range(_AF_INET + 1, _AF_INET6)):
         _deny(flt, "socket", pyseccomp.Arg(0, pyseccomp.EQ, family))
     _deny(flt, "socket", pyseccomp.Arg(0, pyseccomp.GT, _AF_INET6))
+    # Resource limits of other processes: prlimit needs only the same uid, which the proxy and every other
+    # worker share. glibc's setrlimit/getrlimit pass pid 0 (the caller), which stays allowed.
+    _deny(flt, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
     # Typing into, or reprogramming, a terminal someone let the worker inherit: Landlock's device-ioctl right
     # only covers devices opened after it. The command is an int to the kernel: compare the low 32 bits.
     for request in (_TIOCSTI, _TIOCLINUX):

@@ -27,6 +27,10 @@ _BOOT = (
 )
 _RUNNER_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _IMPORT_OUTPUT_LIMIT = 16 * 1024
+_CONTROL_BATCH = 64
+#: Reports about processes or spawns the parent never asked for that a template may send before it is
+#: considered tampered with (a few can happen honestly: a child exiting after its call was forgotten).
+_UNSOLICITED_LIMIT = 1000
 
 logger = logging.getLogger("hookjail.runner")
 
@@ -134,6 +138,7 @@ class Template:
         self._output: Capture | None = None
         self._proc_pidfd: int | None = None
         self.exited = self._loop.create_future()
+        self._unsolicited_count = 0
 
     # --- start and stop -------------------------------------------------------------------------------------
 
@@ -306,10 +311,6 @@ class Template:
         ours.setblocking(False)
         self._spawning[token] = (ours, out_r, err_r)
 
-    def forget(self, child: Child) -> None:
-        """Drops a child whose call is over (its Exited message may still come and is then ignored)."""
-        self._children.pop(child.pid, None)
-
     # --- messages from the template ------------------------------------------------------------------------
 
     def _send(self, message: Configure | Shutdown) -> None:
@@ -323,7 +324,11 @@ class Template:
             self._loop.remove_reader(self._output.fd)
 
     def _on_control(self) -> None:
-        while self._control is not None:
+        # At most a batch per wake-up: the hook's import-time code runs in the template and could flood this
+        # socket; the loop must stay free for everything else (it calls again while data is waiting).
+        for _ in range(_CONTROL_BATCH):
+            if self._control is None:
+                return
             try:
                 data = self._control.recv(1 << 20)
             except BlockingIOError:
@@ -346,6 +351,7 @@ class Template:
         if isinstance(message, Spawned):
             fds = self._spawning.pop(message.token, None)
             if fds is None:
+                self._unsolicited()
                 return
             assert self._proc is not None
             try:
@@ -368,6 +374,7 @@ class Template:
         elif isinstance(message, Exited):
             exited_child = self._children.pop(message.pid, None)
             if exited_child is None:
+                self._unsolicited()
                 return
             if not exited_child.exited.done():
                 exited_child.exited.set_result(message)
@@ -377,6 +384,11 @@ class Template:
                 self.top_up()
         elif not self._ready_future.done():
             self._ready_future.set_result(message)
+
+    def _unsolicited(self) -> None:
+        self._unsolicited_count += 1
+        if self._unsolicited_count > _UNSOLICITED_LIMIT:
+            self._violation("it keeps reporting processes it was not asked for")
 
     def _violation(self, what: str) -> None:
         """The template broke the protocol in a way only tampering explains: it is killed, not trusted."""

@@ -49,6 +49,7 @@ SANDBOX_ID = 1000
 root."""
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
@@ -113,7 +114,7 @@ def drop_capabilities() -> None:
 
 
 def enter_namespaces(*, network: bool) -> str:
-    """Move the calling process into new user, mount and (unless ``network``) network namespaces; its future
+    """Move the calling process into new user, mount, IPC and (unless ``network``) network namespaces; its future
     children into a new PID namespace (start :func:`start_reaper` before any other child).
 
     The process keeps the capabilities the new user namespace grants, for :func:`mount_private_tmp`: call
@@ -131,7 +132,9 @@ def enter_namespaces(*, network: bool) -> str:
         OSError: the kernel refused; the process is then in no new namespace, or in one without a uid map.
     """
     uid, gid = os.geteuid(), os.getegid()
-    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | (0 if network else _CLONE_NEWNET)
+    # NEWIPC: SysV shared memory, queues and semaphores are checked by uid, which the worker shares with the
+    # proxy; in a namespace of its own it sees none of the host's (and seccomp refuses the calls anyway).
+    flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | (0 if network else _CLONE_NEWNET)
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
     # "deny" first: an unprivileged process may only write gid_map once setgroups is off for good.
     _write("/proc/self/setgroups", "deny")

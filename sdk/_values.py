@@ -88,10 +88,16 @@ def validate_values(value: Any) -> UserValues:
     """
     if not isinstance(value, dict):
         raise ValuesInvalid(f"the hook returned {type(value).__name__}, expected SSOUserDefinedValues", field="")
+    # Unknown keys are refused before pydantic sees them: a hook returning 200,000 keys would otherwise make it
+    # build 200,000 errors, in the proxy, per login.
+    for key in value:
+        if key not in UserValues.model_fields:
+            shown = key if isinstance(key, str) and len(key) <= 80 else f"<{type(key).__name__}>"
+            raise ValuesInvalid(f"{shown}: unknown key", field=str(shown))
     try:
         return UserValues.model_validate(value)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        error = exc.errors(include_url=False)[0]
         location = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
         message = error["msg"]
         if error["type"] == "extra_forbidden":

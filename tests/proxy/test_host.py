@@ -248,6 +248,20 @@ async def test_the_policy_applies_to_users_the_hook_creates(database: Database) 
     assert created["user_role"] == "internal_user"
 
 
+async def test_the_policy_applies_to_users_add_new_member_creates(database: Database) -> None:
+    # Found by red-teaming: adding a member who is not a user yet creates one as internal_user, which the
+    # policy must see like a new_user call.
+    host = LoginHost(database, ALL, policy=HookPolicy(allowed_roles=["internal_user_viewer"]))
+    with pytest.raises(PermissionError, match=r"add_new_member: a new user's role 'internal_user' is not in"):
+        await host("add_new_member", {"team_id": "eng", "member": {"user_id": "mallory", "role": "admin"}})
+    with pytest.raises(NotFound):
+        await host("user_info", {"user_id": "mallory"})
+    # an existing user may still be added: nobody is created
+    await host("new_user", {"user_id": "vic", "user_role": "internal_user_viewer"})
+    added = await host("add_new_member", {"team_id": "eng", "member": {"user_id": "vic"}})
+    assert [user["user_id"] for user in added["updated_users"]] == ["vic"]
+
+
 async def test_models_must_exist_applies_to_new_users(database: Database) -> None:
     host = LoginHost(database, ALL, policy=HookPolicy(models_must_exist=True), model_names={"gpt-4o"})
     with pytest.raises(PermissionError, match="models not in model_list: o3"):

@@ -253,3 +253,18 @@ async def test_cant_crash_the_parent_with_deeply_nested_data(write_hook: Callabl
     )
     with pytest.raises(HookProtocolError, match="malformed"):
         await _call(spec, Limits(timeout=10))
+
+
+async def test_cant_hold_the_event_loop_by_flooding_the_channel(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        import time
+        from runner import _hostcall
+        def handler(info):
+            started = b"\\x00\\x00\\x00\\x0e\\x81\\xa4type\\xa7started"
+            while True:
+                _hostcall._channel.sendall(started * 65536)
+        """
+    )
+    with pytest.raises(HookProtocolError, match="unexpected started frame"):
+        await _call(spec, Limits(timeout=10))

@@ -18,6 +18,7 @@ _EXPECTED_LAYERS = {
     "user_namespace": "uid 1000 in ns",
     "network_namespace": True,
     "pid_namespace": True,
+    "ipc_namespace": True,
     "private_tmp": "tmpfs 64 MiB",
     "landlock": f"abi {abi_version()}",
     "seccomp": True,

@@ -75,3 +75,27 @@ async def test_cant_forge_control_frames(write_hook: Callable[..., HookSpec]) ->
         with pytest.raises(HookError):
             await runner.call({})
         assert runner.restarts >= 1  # the tampered template was killed and replaced, the runner goes on
+
+
+async def test_cant_flood_the_parent_with_control_frames(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        from runner import _zygote
+        from runner._protocol import Exited
+
+        def flooding_serve(self):
+            payload = self.control._encoder.encode(Exited(pid=999999, status=0))
+            while True:
+                self.control.sock.send(len(payload).to_bytes(4, "big") + payload)
+
+        _zygote.Template.serve = flooding_serve
+
+        def handler(info):
+            return {}
+        """
+    )
+    async with HookRunner(spec, Limits(timeout=1.0), SANDBOX) as runner:
+        # the flooding template is killed and replaced (by another flooding one) until the call's deadline
+        with pytest.raises(HookError):
+            await runner.call({})
+        assert runner.restarts >= 1

@@ -8,12 +8,19 @@ call that CPython, glibc and C extensions may make, and would break hooks in way
   (``unshare``, ``setns``, ``clone`` with a namespace flag), no kernel keyring, bpf, perf, io_uring,
   userfaultfd, modules, kexec, reboot, swap, clock or host-name changes; no ``chmod``/``chown``/``utime``/
   xattr changes (Landlock does not cover file metadata, and the worker's uid owns every root-owned file, see
-  :mod:`runner._userns`); no ``prlimit`` on another process (same uid suffices for it); no System V IPC
-  and no inotify; no ``TIOCSTI``/``TIOCLINUX`` on a terminal; and no sockets but IPv4/IPv6 (a unix
-  socket reaches past the network namespace to any listener on the filesystem; ``socketpair`` stays allowed,
-  asyncio needs it).
+  :mod:`runner._userns`); no ``prlimit`` on another process (same uid suffices for it); no change to
+  another process's scheduling: ``setpriority`` only on ``PRIO_PROCESS`` 0, ``ioprio_set`` only on
+  ``IOPRIO_WHO_PROCESS`` 0, ``sched_setaffinity``/``sched_setscheduler``/``sched_setparam``/``sched_setattr``/
+  ``migrate_pages``/``move_pages`` only on pid 0 (the caller: naming even itself by its pid is refused;
+  other threads are out of reach too); no System V IPC and no POSIX message queues (``mq_*``); no inotify;
+  no ``TIOCSTI``/``TIOCLINUX`` on a terminal; and no sockets but IPv4/IPv6 (a unix socket reaches past the
+  network namespace to any listener on the filesystem; ``socketpair`` stays allowed, asyncio needs it).
 * the **child filter** (:func:`build_child_filter`), stacked on it in each forked child: no process creation
-  (``fork``, ``vfork``, ``clone`` without ``CLONE_THREAD``); threads keep working.
+  (``fork``, ``vfork``, ``clone`` without ``CLONE_THREAD``), threads keep working; and nothing a call could
+  leave behind that its template cannot list or delete: no ``umask`` that masks any of the owner's bits
+  ``0o700`` (glibc's ``umask()`` then returns ``(mode_t)-1`` without setting ``errno``, so ``os.umask``
+  raises an ``OSError`` carrying whatever ``errno`` held before, often 0; ``umask(0)``, ``umask(0o022)``
+  work) and no ``mkdir``/``mkdirat`` with a mode lacking any of the owner's bits.
 
 ``clone3`` fails with ``ENOSYS`` in both: its flags live in memory that seccomp cannot inspect, and ``ENOSYS``
 (not ``EPERM``) makes glibc fall back to ``clone`` for threads, whose flags a filter can check.
@@ -56,6 +63,24 @@ _TIOCLINUX = 0x541C
 _AF_UNIX = 1
 _AF_INET = 2
 _AF_INET6 = 10
+
+_PRIO_PROCESS = 0
+_IOPRIO_WHO_PROCESS = 1
+# Calls that change how a process is scheduled (nice value, CPU affinity, policy, I/O priority, NUMA placement),
+# with the index of their pid argument; 0 means the calling thread. Same uid is all the kernel asks for, and
+# the worker shares its uid with the proxy and every other worker (ptrace rules, and so Landlock, only guard
+# migrate_pages and move_pages).
+_SCHEDULING_PID_ARG = {
+    "sched_setaffinity": 0,
+    "sched_setscheduler": 0,
+    "sched_setparam": 0,
+    "sched_setattr": 0,
+    "migrate_pages": 0,
+    "move_pages": 0,
+    "setpriority": 1,  # setpriority(which, who, prio)
+    "ioprio_set": 1,  # ioprio_set(which, who, ioprio)
+}
+_OWNER_BITS = (0o400, 0o200, 0o100)
 
 _DENIED = (
     # running other programs
@@ -110,6 +135,15 @@ _DENIED = (
     "semop",
     "semtimedop",
     "semctl",
+    # POSIX message queues, for the same reason: all calls of one template share an IPC namespace, and
+    # mq_open(O_CREAT) creates the queue even when Landlock then refuses to open it, so a queue's mere name
+    # carried data from one login to the next; queues also count against a per-uid quota of the host.
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
     # watching paths it cannot read (inotify reports names created or opened in a denied directory)
     "inotify_init",
     "inotify_init1",
@@ -202,6 +236,18 @@ def build_zygote_filter() -> pyseccomp.SyscallFilter:
     # Resource limits of other processes: prlimit needs only the same uid, which the proxy and every other
     # worker share. glibc's setrlimit/getrlimit pass pid 0 (the caller), which stays allowed.
     _deny(flt, "prlimit64", pyseccomp.Arg(0, pyseccomp.NE, 0))
+    # Scheduling of other processes: only the caller itself (pid or who 0, which 0 = PRIO_PROCESS for
+    # setpriority and 1 = IOPRIO_WHO_PROCESS for ioprio_set; PRIO_PGRP/PRIO_USER and their I/O equivalents would
+    # reach every process of a group or of the uid). These arguments are ints (pid_t) that the kernel truncates
+    # to their low 32 bits, while seccomp sees the whole 64-bit register. Comparing the full register with NE
+    # is strict: the only value let through is exactly 0 (or exactly 1), whose truncation is that same value;
+    # one whose low half names another process (0xffffffff00000005 -> pid 5) is non-zero, so denied, and one
+    # whose low half alone is 0 (0x100000000, the caller after truncation) is denied as well, harmlessly.
+    # (A masked comparison of the low half could not say "not equal" in one rule.)
+    for name, pid_arg in _SCHEDULING_PID_ARG.items():
+        _deny(flt, name, pyseccomp.Arg(pid_arg, pyseccomp.NE, 0))
+    _deny(flt, "setpriority", pyseccomp.Arg(0, pyseccomp.NE, _PRIO_PROCESS))
+    _deny(flt, "ioprio_set", pyseccomp.Arg(0, pyseccomp.NE, _IOPRIO_WHO_PROCESS))
     # Typing into, or reprogramming, a terminal someone let the worker inherit: Landlock's device-ioctl right
     # only covers devices opened after it. The command is an int to the kernel: compare the low 32 bits.
     for request in (_TIOCSTI, _TIOCLINUX):
@@ -210,11 +256,22 @@ def build_zygote_filter() -> pyseccomp.SyscallFilter:
 
 
 def build_child_filter() -> pyseccomp.SyscallFilter:
-    """Build the filter stacked in each child: no new processes (threads allowed)."""
+    """Build the filter stacked in each child: no new processes (threads allowed), nothing its template could not
+    remove. See the module docstring."""
     flt = _new_filter()
     _deny(flt, "fork")  # absent on aarch64: libseccomp ignores rules for calls an architecture lacks
     _deny(flt, "vfork")
     _deny(flt, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, _CLONE_THREAD, 0))
+    # The template deletes each call's temp dir after it, with no capability left to bypass permissions: a
+    # directory without r, w or x for its owner (mkdir(path, 0) did it) would stay behind, and chmod is denied.
+    # A umask may not strip those bits either (one that masks any owner bit is refused; the kernel only uses the
+    # low nine bits of it), and a mode is refused when any one owner bit is missing: (mode & 0o700) != 0o700,
+    # one rule per bit. The kernel truncates the mode to 16 bits; these bits sit below that, so a high-bit
+    # mode cannot hide them.
+    for bit in _OWNER_BITS:
+        _deny(flt, "umask", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, bit, bit))
+        _deny(flt, "mkdir", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, bit, 0))  # absent on aarch64, as fork
+        _deny(flt, "mkdirat", pyseccomp.Arg(2, pyseccomp.MASKED_EQ, bit, 0))
     return flt
 
 

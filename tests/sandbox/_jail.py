@@ -58,6 +58,7 @@ def outcome():
 
 
 def child(tmp_dir, report_fd):
+    os.umask(0o077)  # as the runner's child does: its filter then denies umask
     conf.apply_child(tmp_dir)
     os.write(report_fd, json.dumps(outcome()).encode())
     os._exit(0)
@@ -68,11 +69,15 @@ if cfg["sibling"]:
     ready_r, ready_w = os.pipe()
     sibling = os.fork()
     if sibling == 0:
-        conf.apply_child(cfg["ctx"]["other_tmp"])
+        if conf is not None:
+            os.umask(0o077)
+            conf.apply_child(cfg["ctx"]["other_tmp"])
         os.write(ready_w, str(os.getpid()).encode())  # its pid in the children's PID namespace
         signal.pause()
         os._exit(0)
-    ctx["sibling_pid"] = int(os.read(ready_r, 20))
+    inner_pid = int(os.read(ready_r, 20))
+    # As the attempt names it: a child from inside that namespace, the zygote from outside it.
+    ctx["sibling_pid"] = inner_pid if cfg["where"] == "child" else sibling
 
 result = {"layers": conf.layers if conf else {}}
 if cfg["where"] in ("zygote", "unconfined"):
@@ -138,6 +143,10 @@ class Jail:
         ``"EACCES"``) or ``raised``; for a child also ``signal`` (the signal that killed it, or None); and
         ``tmp_listing``: what the two temp dirs held at the end (``own`` and ``other``), as seen from inside
         the worker (the host does not see its tmpfs).
+
+        With ``sibling``, another login's child idles meanwhile; ``ctx["sibling_pid"]`` is its pid as the
+        attempt sees it (the children's PID namespace for a child, the zygote's own otherwise). A child sets
+        its umask to ``0o077`` before :meth:`Confinement.apply_child`, as the runner's child does.
         """
         cfg = {
             "repo": REPO,

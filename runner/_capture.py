@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 
+#: Bytes one wake-up reads from a pipe at most: a few system calls' worth.
+_READ_BUDGET = 4 << 16
+
 
 class Capture:
     """Keeps the first ``limit`` bytes read from a pipe and counts the rest, which is dropped.
 
     The pipe is always drained, so a hook printing without end never blocks on a full pipe: it runs into
-    its own deadline instead.
+    its own deadline instead. Each :meth:`read_available` reads a bounded amount, so that a worker writing
+    as fast as it can never holds the parent's event loop: what is left is read on the loop's next turn.
     """
 
     __slots__ = ("_data", "_dropped", "_fd", "_limit")
@@ -30,9 +34,11 @@ class Capture:
             os.close(self._fd)
             self._fd = -1
 
-    def read_available(self) -> bool:
-        """Reads what the pipe holds now; returns False at end of file (or once closed)."""
-        while self._fd >= 0:
+    def read_available(self, budget: int = _READ_BUDGET) -> bool:
+        """Reads what the pipe holds now, at most ``budget`` bytes; returns False at end of file (or once
+        closed)."""
+        while self._fd >= 0 and budget > 0:
+            budget -= 1 << 16
             try:
                 chunk = os.read(self._fd, 1 << 16)
             except BlockingIOError:
@@ -45,7 +51,7 @@ class Capture:
             if room > 0:
                 self._data += chunk[:room]
             self._dropped += max(0, len(chunk) - max(room, 0))
-        return False
+        return self._fd >= 0
 
     def text(self) -> str:
         text = self._data.decode("utf-8", errors="replace")

@@ -1,7 +1,8 @@
-"""One call's child: forked from the template, confined, runs the handler once and exits.
+"""One call's child: forked from the template, confined, runs the hook's module body and handler once, exits.
 
 Everything here runs in the forked child only. The child never returns into the template's loop: it ends
-with ``os._exit`` so that nothing the template set up (atexit handlers, buffered files) runs twice.
+with ``os._exit`` so that nothing the template set up (atexit handlers, buffered files) runs twice. No hook
+code runs before every layer and limit is on and the parent has been told (``Started``) that it is about to.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
-from . import _hostcall
+from . import _hookcode, _hostcall
 from ._framing import FrameEncoder, recv_frame
 from ._protocol import Call, Configure, Failure, Result, Started, ToChild
 
@@ -36,6 +37,7 @@ _RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__))
 _MAX_TRACEBACK = 4000
 _MAX_MESSAGE = 1000
+_SIGPENDING = 32
 
 _STARTED = FrameEncoder().encode(Started())
 
@@ -49,9 +51,8 @@ class ChildPlan:
     """What a child needs from the template, prepared once per template."""
 
     config: Configure
-    handler: Callable[[Any], Any]
+    hook: _hookcode.HookCode
     adapter: Callable[[Any], Any] | None
-    is_async: bool
     confinement: Confinement | None
     libc: ctypes.CDLL
 
@@ -66,7 +67,8 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"cannot encode a {type(obj).__name__} value")
 
 
-def _limit(which: int, soft: int, hard: int | None = None) -> None:
+def limit(which: int, soft: int, hard: int | None = None) -> None:
+    """Sets an rlimit, never above the hard limit already in force."""
     _, current_hard = resource.getrlimit(which)
     hard = soft if hard is None else hard
     if current_hard != resource.RLIM_INFINITY:
@@ -79,11 +81,14 @@ def apply_limits(config: Configure, vm_bytes: int) -> None:
     """Sets the per-call rlimits. The CPU soft limit sits a second below the hard one so that an overrun
     shows up as SIGXCPU (reported as a CPU limit) before the kernel's SIGKILL."""
     cpu = max(1, math.ceil(config.cpu_seconds))
-    _limit(resource.RLIMIT_CPU, cpu, cpu + 1)
-    _limit(resource.RLIMIT_AS, vm_bytes + config.memory_mb * 1024 * 1024)
-    _limit(resource.RLIMIT_NOFILE, config.open_files)
-    _limit(resource.RLIMIT_FSIZE, config.file_size_mb * 1024 * 1024)
-    _limit(resource.RLIMIT_CORE, 0)
+    limit(resource.RLIMIT_CPU, cpu, cpu + 1)
+    limit(resource.RLIMIT_AS, vm_bytes + config.memory_mb * 1024 * 1024)
+    limit(resource.RLIMIT_NOFILE, config.open_files)
+    limit(resource.RLIMIT_FSIZE, config.file_size_mb * 1024 * 1024)
+    limit(resource.RLIMIT_CORE, 0)
+    # Per-user quotas the kernel counts across the host: a call may queue a few signals, no message queues.
+    limit(resource.RLIMIT_SIGPENDING, _SIGPENDING)
+    limit(resource.RLIMIT_MSGQUEUE, 0)
 
 
 def _excerpt(exc: BaseException) -> str:
@@ -109,18 +114,31 @@ def _failure(kind: str, exc: BaseException) -> Failure:
     message = str(exc)
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE] + "…"
-    return Failure(kind=kind, type_name=type(exc).__name__, message=message, traceback=_excerpt(exc))
+    return Failure(kind=kind, type_name=type(exc).__name__[:200], message=message, traceback=_excerpt(exc))
 
 
-def _invoke(plan: ChildPlan, loop: asyncio.AbstractEventLoop | None, arg: Any) -> Any:
+def _load_handler(plan: ChildPlan) -> Callable[[Any], Any]:
+    """Executes the hook's module body (the first hook code this process runs) and returns its handler."""
+    module = _hookcode.execute(plan.hook)
+    return _hookcode.check_handler(module, plan.config.function)
+
+
+def _invoke(handler: Callable[[Any], Any], plan: ChildPlan, loop: asyncio.AbstractEventLoop, arg: Any) -> Any:
     if plan.adapter is not None:
         arg = plan.adapter(arg)
-    value = plan.handler(arg)
+    value = handler(arg)
     if inspect.isawaitable(value):
-        if loop is None:  # a sync handler that returned an awaitable: still honour it
-            loop = asyncio.new_event_loop()
         value = loop.run_until_complete(value)
     return value
+
+
+def _import_failure(exc: BaseException, path: str) -> Failure:
+    if isinstance(exc, _hookcode.HookRejected):
+        return Failure(kind="import", type_name="HookRejected", message=str(exc)[:_MAX_MESSAGE])
+    message = _hookcode.describe_import_error(exc, path)
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + "…"
+    return Failure(kind="import", type_name=type(exc).__name__[:200], message=message, traceback=_excerpt(exc))
 
 
 def _encode_result(value: Any, encoder: FrameEncoder, max_frame: int) -> bytes:
@@ -147,6 +165,9 @@ def run(
                 reconfigure(line_buffering=True)
         random.seed()
         apply_limits(config, vm_bytes)
+        # Before the seccomp filter, which then refuses umask: every directory the hook makes is owner-rwx,
+        # so the template can always remove it (see runner._tmpdirs).
+        os.umask(0o077)
         if plan.confinement is not None:
             plan.confinement.apply_child(tmp_dir)
         # Only stdio and the channel survive: the template's control socket and other children's fds go.
@@ -156,11 +177,9 @@ def run(
             os.environ["TMPDIR"] = tmp_dir
         channel = socket.socket(fileno=channel_fd)
         _hostcall.install(channel, config.max_frame_bytes)
-        loop: asyncio.AbstractEventLoop | None = None
-        if plan.is_async:
-            # Created before the call arrives: it costs over a millisecond, which stays off the critical path.
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
+        # Created before the call arrives: it costs over a millisecond, which stays off the critical path.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         decoder: msgspec.msgpack.Decoder[ToChild] = msgspec.msgpack.Decoder(ToChild)
         encoder = FrameEncoder(enc_hook=_plain)
     except BaseException:
@@ -182,7 +201,15 @@ def run(
 
     frame: bytes
     try:
-        value = _invoke(plan, loop, message.arg)
+        handler = _load_handler(plan)
+    except MemoryError as exc:
+        _send_and_exit(channel, encoder.encode(_failure("memory", exc)))
+    except BaseException as exc:
+        _send_and_exit(channel, encoder.encode(_import_failure(exc, config.path)))
+    if message.probe:
+        _send_and_exit(channel, encoder.encode(Result(value={"is_async": inspect.iscoroutinefunction(handler)})))
+    try:
+        value = _invoke(handler, plan, loop, message.arg)
     except MemoryError as exc:
         frame = encoder.encode(_failure("memory", exc))
     except BaseException as exc:
@@ -194,6 +221,10 @@ def run(
             frame = encoder.encode(_failure("memory", exc))
         except BaseException as exc:
             frame = encoder.encode(_failure("output", exc))
+    _send_and_exit(channel, frame)
+
+
+def _send_and_exit(channel: socket.socket, frame: bytes) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):  # a hook may have closed or replaced them
             stream.flush()

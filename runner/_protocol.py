@@ -39,6 +39,7 @@ class Configure(msgspec.Struct, tag="configure", frozen=True):
     tmp_size_mb: int = 64
     strict: bool = True
     sandbox: bool = True
+    max_processes: int = 0
 
 
 class Spawn(msgspec.Struct, tag="spawn", frozen=True):
@@ -58,16 +59,18 @@ ToTemplate = Configure | Spawn | Shutdown
 
 
 class Ready(msgspec.Struct, tag="ready", frozen=True):
-    """The hook imported and checked; the template now forks children on request."""
+    """The template is confined and the hook compiled (not run); it now forks children on request.
+    ``preimported`` names the installed modules the hook's sources import that the template loaded."""
 
     pid: int
-    is_async: bool
+    is_async: bool = False
     layers: dict[str, bool | str] = {}
     python: str = ""
+    preimported: list[str] = []
 
 
 class ImportFailed(msgspec.Struct, tag="import_failed", frozen=True):
-    """The hook could not be imported or is not a usable handler, or the sandbox could not be set up."""
+    """The hook does not compile, or the sandbox could not be set up."""
 
     type_name: str
     message: str
@@ -98,10 +101,12 @@ FromTemplate = Ready | ImportFailed | Spawned | Exited
 
 
 class Call(msgspec.Struct, tag="call", frozen=True):
-    """Run the handler once on ``arg``."""
+    """Run the handler once on ``arg``; with ``probe``, only import the hook and check its handler, and
+    answer ``Result({"is_async": ...})``."""
 
     arg: Any
     run_id: str = ""
+    probe: bool = False
 
 
 class HostReply(msgspec.Struct, tag="host_reply", frozen=True):
@@ -131,7 +136,8 @@ class Result(msgspec.Struct, tag="result", frozen=True):
 
 
 class Failure(msgspec.Struct, tag="failure", frozen=True):
-    """The handler failed. ``kind`` is "raised", "memory" or "output"."""
+    """The handler failed. ``kind`` is "raised", "memory", "output" or "import" (the module body raised, or
+    the handler is missing or of the wrong shape)."""
 
     kind: str
     type_name: str

@@ -184,8 +184,39 @@ class HookRunner:
             on_death=self._on_template_death,
         )
         await template.start(self.limits.import_timeout)
+        try:
+            template.is_async = await self._probe(template)
+        except BaseException:
+            await asyncio.shield(template.stop())
+            raise
         self._fingerprint = fingerprint
         return template
+
+    async def _probe(self, template: Template) -> bool:
+        """Proves in a throwaway child of ``template`` that the hook's module body runs and defines a usable
+        handler, under the same layers and limits as a call. Returns whether the handler is async.
+
+        Raises:
+            HookImportError: it does not import, its handler is missing or has the wrong shape.
+        """
+        run = _Run(self, f"import-{next(self._tokens)}", asyncio.get_running_loop().time(), template=template)
+        try:
+            async with asyncio.timeout(self.limits.timeout):
+                result = await run.execute(None, None, probe=True)
+        except TimeoutError:
+            error: HookError = HookImportError(
+                f"importing the hook took longer than {self.limits.timeout:g} s (its module body runs in "
+                "every call, within the call's timeout)"
+            )
+            raise run.fail(error) from None
+        except HookImportError as exc:
+            raise run.fail(exc) from None
+        except HookError as exc:
+            raise run.fail(HookImportError(f"importing the hook failed: {exc.message}")) from None
+        finally:
+            run.cleanup()
+        value = result.value
+        return bool(value.get("is_async")) if isinstance(value, dict) else False
 
     def _on_template_death(self, template: Template) -> None:
         self._retired.discard(template)
@@ -253,7 +284,7 @@ class HookRunner:
     @property
     def is_async(self) -> bool:
         """True when the handler is an ``async def``."""
-        return bool(self._template and self._template.ready and self._template.ready.is_async)
+        return bool(self._template and self._template.is_async)
 
     @property
     def hook_changed(self) -> bool:
@@ -263,7 +294,11 @@ class HookRunner:
     # --- calls ---------------------------------------------------------------------------------------------
 
     async def call(self, arg: Any, *, host: HostHandler | None = None, run_id: str | None = None) -> CallResult:
-        """Runs the handler once on ``arg`` in a fresh child and returns what it returned.
+        """Runs the hook's module body and handler once on ``arg`` in a fresh child and returns what it returned.
+
+        A call whose child dies with its template (never the hook's doing: the template runs no hook code)
+        is run again on the restarted template, within the same deadline; before that, ``host.reset()`` is
+        called when ``host`` has such a method, so that a host staging writes can drop the lost attempt's.
 
         Args:
             arg: plain data (msgpack-encodable) passed to the handler, after the spec's adapter if any.
@@ -307,44 +342,70 @@ class HookRunner:
 
 
 class _ChildLost(Exception):
-    """The child's template died before the child started running the call."""
+    """The child's template died under it: the call may be run again on the restarted template."""
+
+
+#: Attempts of one call whose child is lost with its template each time, before the call fails.
+_MAX_ATTEMPTS = 3
+#: Caps on the strings a worker reports (the child's own code caps them too, but hook code can forge frames).
+_MAX_TYPE_NAME = 200
+_MAX_MESSAGE = 1000
+_MAX_TRACEBACK = 4000
 
 
 class _Run:
     """The state of one call in the parent."""
 
-    __slots__ = ("captures", "child", "host_calls", "queued", "run_id", "runner", "started", "template")
+    __slots__ = ("captures", "child", "fixed", "host_calls", "queued", "run_id", "runner", "started", "template")
 
-    def __init__(self, runner: HookRunner, run_id: str, started: float) -> None:
+    def __init__(self, runner: HookRunner, run_id: str, started: float, *, template: Template | None = None) -> None:
         self.runner = runner
         self.run_id = run_id
         self.started = started
         self.queued = True
         self.child: Child | None = None
+        self.fixed = template  # the probe of a template not yet serving: only its children will do
         self.template: Template | None = None
         self.captures: tuple[Capture, Capture] | None = None
         self.host_calls: list[tuple[str, str]] = []
 
-    async def execute(self, arg: Any, host: HostHandler | None) -> CallResult:
-        while True:
+    async def execute(self, arg: Any, host: HostHandler | None, *, probe: bool = False) -> CallResult:
+        for attempt in range(_MAX_ATTEMPTS):
+            if attempt:
+                # The template died under the child: the hook cannot cause that (it never runs in the
+                # template), so the call is run again from scratch on the restarted template.
+                reset = getattr(host, "reset", None)
+                if callable(reset):
+                    reset()
+                self.host_calls.clear()
             try:
-                return await self._attempt(arg, host)
+                return await self._attempt(arg, host, probe)
             except _ChildLost:
-                # The template died under a child that had not yet received its call (a reserve child
-                # killed with it): the hook never ran, so the call is run on the restarted template.
                 self.cleanup()
+                if self.fixed is not None:
+                    raise HookImportError("the hook's worker exited while importing it") from None
+        raise HookCrashed(f"the worker was lost with its template {_MAX_ATTEMPTS} times in a row")
 
-    async def _attempt(self, arg: Any, host: HostHandler | None) -> CallResult:
+    async def _take_child(self) -> tuple[Template, Child]:
+        if self.fixed is None:
+            return await self.runner._take_child()
+        try:
+            return self.fixed, await self.fixed.take_child()
+        except TemplateDied:
+            raise _ChildLost from None
+
+    async def _attempt(self, arg: Any, host: HostHandler | None, probe: bool) -> CallResult:
         runner = self.runner
         loop = asyncio.get_running_loop()
-        self.template, child = await runner._take_child()
+        self.template, child = await self._take_child()
         self.child = child
         limit = runner.limits.max_output_bytes
         self.captures = (Capture(child.out, limit), Capture(child.err, limit))
         for capture in self.captures:
             loop.add_reader(capture.fd, self._drain, capture)
         with contextlib.suppress(ConnectionError):  # a dead child shows up as end of file just below
-            await loop.sock_sendall(child.channel, runner._encoder.encode(Call(arg=arg, run_id=self.run_id)))
+            call = Call(arg=arg, run_id=self.run_id, probe=probe)
+            await loop.sock_sendall(child.channel, runner._encoder.encode(call))
         decoder: FrameDecoder[Any] = FrameDecoder(FromChild, runner.limits.max_frame_bytes)
         started = False
         while True:
@@ -355,8 +416,6 @@ class _Run:
             if not data:
                 error = await self._no_answer(child, decoder.pending)
                 if error is None:
-                    if started:
-                        raise HookCrashed("the worker was lost (its template exited)")
                     raise _ChildLost
                 raise error
             try:
@@ -470,13 +529,22 @@ class _Run:
         self.child = None
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _failure_error(failure: Failure) -> HookError:
+    type_name = _clip(failure.type_name, _MAX_TYPE_NAME)
+    message = _clip(failure.message, _MAX_MESSAGE)
+    traceback = failure.traceback[-_MAX_TRACEBACK:]
     if failure.kind == "memory":
         return HookLimitExceeded("the hook ran out of memory (memory limit)", limit="memory")
     if failure.kind == "output":
-        return HookOutputError(f"the hook's return value cannot be sent back: {failure.message}")
-    message = f"{failure.type_name}: {failure.message}" if failure.message else failure.type_name
-    return HookRaised(message, type_name=failure.type_name, traceback=failure.traceback)
+        return HookOutputError(f"the hook's return value cannot be sent back: {message}")
+    if failure.kind == "import":
+        return HookImportError(message, traceback=traceback)
+    text = f"{type_name}: {message}" if message else type_name
+    return HookRaised(text, type_name=type_name, traceback=traceback)
 
 
 def _exit_error(exited: Exited, limits: Limits) -> HookError:

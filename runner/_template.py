@@ -127,6 +127,7 @@ class Template:
         self._decoder: msgspec.msgpack.Decoder[FromTemplate] = msgspec.msgpack.Decoder(FromTemplate)
         self._encoder = msgspec.msgpack.Encoder()
         self.ready: Ready | None = None
+        self.is_async = False  # learnt by the runner's import probe, not from the template
         self._ready_future: asyncio.Future[Ready | ImportFailed | None] = self._loop.create_future()
         self.alive = False
         self.idle: collections.deque[Child] = collections.deque()
@@ -143,10 +144,10 @@ class Template:
     # --- start and stop -------------------------------------------------------------------------------------
 
     async def start(self, timeout: float) -> Ready:
-        """Starts the process and waits for the hook to be imported and checked.
+        """Starts the process and waits for it to confine itself and compile the hook.
 
         Raises:
-            HookImportError: the hook failed to import, is not a usable handler, or the template died.
+            HookImportError: the hook does not compile, or the template died.
             SandboxUnavailable: a required confinement layer is missing on this host.
         """
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -199,8 +200,8 @@ class Template:
         output = self.import_output
         if isinstance(answer, ImportFailed):
             if answer.sandbox:
-                raise SandboxUnavailable(answer.message)
-            error = HookImportError(answer.message, traceback=answer.traceback)
+                raise SandboxUnavailable(answer.message[:1000])
+            error = HookImportError(answer.message[:1000], traceback=answer.traceback[-4000:])
         else:
             tail = output.strip().splitlines()[-1:] if output.strip() else []
             error = HookImportError(

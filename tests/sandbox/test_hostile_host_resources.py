@@ -36,18 +36,21 @@ def victim() -> Iterator[subprocess.Popen[bytes]]:
 
 
 async def test_cant_reach_the_proxys_rlimits_at_import_time(operator_dir: Path) -> None:
-    # The template still lives in the proxy's PID namespace, so it can name the proxy's pid. Only a read is
-    # tried: on a broken layer a write would cripple the test process itself (RLIMIT_NOFILE (3, 3) did).
+    # The module body runs in the call's child, inside the worker's PID namespace: its parent is outside
+    # (getppid() says 0) and the proxy's pid, even when known, is refused. Only a read is tried: on a broken
+    # layer a write would cripple the test process itself (RLIMIT_NOFILE (3, 3) did).
     spec = write_hook(
         operator_dir,
         """
         import os, resource
-        TRIED = observe(lambda: resource.prlimit(os.getppid(), resource.RLIMIT_NOFILE))
+        PARENT = os.getppid()
+        TRIED = observe(lambda: resource.prlimit(int(os.environ["PROXY_PID"]), resource.RLIMIT_NOFILE))
         def handler(info):
-            return TRIED
+            return {"parent": PARENT, **TRIED}
         """,
     )
-    assert (await call_once(spec, sandbox(operator_dir))).value["errno"] == "EPERM"
+    box = sandbox(operator_dir, env={"PROXY_PID": str(os.getpid())})
+    assert (await call_once(spec, box)).value == {"parent": 0, "errno": "EPERM", "type": "PermissionError"}
 
 
 async def test_cant_change_another_processs_rlimits(operator_dir: Path, victim: subprocess.Popen[bytes]) -> None:

@@ -4,6 +4,7 @@ exhaust the host."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,12 @@ from ._hooks import LIMITS, call_once, sandbox, write_hook
 pytestmark = pytest.mark.anyio
 
 # A hook that stashes each login's id everywhere it can, then looks for what earlier or concurrent logins
-# stashed: module globals, its own and guessed sibling temp dirs, /tmp and /dev/shm.
+# stashed: module globals, its own and sibling temp dirs, /tmp and /dev/shm. Temp dir names are random and
+# the temp root cannot be listed, so a sibling's dir cannot be found; to prove it could not be read either,
+# the test's host hands each concurrent call the other's path (as if the attacker had learnt it).
 _STASHER = """
-import os, time
+import os
+from runner import host_call
 
 SEEN = []
 
@@ -27,16 +31,9 @@ def stash(path, text):
     with open(path, "w") as f:
         f.write(text)
 
-def wait_for_sibling(root, tmp, name):
-    # stat is not a read: Landlock lets a call see that a sibling's file exists, not what it holds.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for entry in (f"call-{n}" for n in range(1, 20)):
-            path = os.path.join(root, entry)
-            if path != tmp and os.path.exists(os.path.join(path, name)):
-                return path
-        time.sleep(0.01)
-    return None
+def guess_sibling(root, tmp):
+    # The names the worker used before they were random: stat is not a read, Landlock would let it through.
+    return [n for n in range(64) if os.path.exists(os.path.join(root, f"call-{n}"))]
 
 def handler(info):
     SEEN.append(info["id"])
@@ -49,12 +46,12 @@ def handler(info):
     }
     other = None
     if info.get("concurrent"):
-        # Both logins run at once: each finds the other's stash, tries it, and waits for the other to try.
-        other = wait_for_sibling(root, tmp, "stash")
-        other = other and observe(lambda: open(os.path.join(other, "stash")).read())
-        stash(os.path.join(tmp, "tried"), "")
-        wait_for_sibling(root, tmp, "tried")
+        # Both logins run at once: each is told the other's dir, tries its stash, and waits for the other.
+        sibling = host_call("swap", {"mine": tmp})
+        other = observe(lambda: open(os.path.join(sibling, "stash")).read())
+        host_call("tried", {})
     return {
+        "guessed": guess_sibling(root, tmp),
         "globals": list(SEEN),
         "written": written,
         "root": observe(lambda: os.listdir(root)),
@@ -68,7 +65,34 @@ _DENIED = {"errno": "EACCES", "type": "PermissionError"}
 _MISSING = {"errno": "ENOENT", "type": "FileNotFoundError"}
 
 
+class _Exchange:
+    """The concurrent test's host: a barrier that hands each of two calls the other's temp dir."""
+
+    def __init__(self) -> None:
+        self.dirs: list[str] = []
+        self.both_in = asyncio.Event()
+        self.tried = 0
+        self.both_tried = asyncio.Event()
+
+    def for_call(self) -> Callable[[str, dict[str, Any]], Awaitable[Any]]:
+        async def host(method: str, args: dict[str, Any]) -> Any:
+            if method == "swap":
+                self.dirs.append(args["mine"])
+                if len(self.dirs) == 2:
+                    self.both_in.set()
+                await self.both_in.wait()
+                return next(d for d in self.dirs if d != args["mine"])
+            self.tried += 1
+            if self.tried == 2:
+                self.both_tried.set()
+            await self.both_tried.wait()
+            return None
+
+        return host
+
+
 def _assert_saw_only(value: dict[str, Any], login: str) -> None:
+    assert value["guessed"] == []
     assert value["globals"] == [login]
     assert value["written"] == {"/tmp": _DENIED, "/dev/shm": _DENIED}
     assert value["root"] == _DENIED
@@ -89,12 +113,14 @@ async def test_sequential_logins_dont_share_data(operator_dir: Path) -> None:
 async def test_concurrent_logins_dont_share_data(operator_dir: Path) -> None:
     spec = write_hook(operator_dir, _STASHER)
     async with HookRunner(spec, LIMITS, sandbox(operator_dir)) as runner:
+        exchange = _Exchange()
         first, second = await asyncio.gather(
-            runner.call({"id": "alice", "concurrent": True}), runner.call({"id": "bob", "concurrent": True})
+            runner.call({"id": "alice", "concurrent": True}, host=exchange.for_call()),
+            runner.call({"id": "bob", "concurrent": True}, host=exchange.for_call()),
         )
     _assert_saw_only(first.value, "alice")
     _assert_saw_only(second.value, "bob")
-    # Both ran at once: each found the other's stash and was refused it.
+    # Both ran at once: each was given the other's stash and was refused it.
     assert first.value["other"] == _DENIED
     assert second.value["other"] == _DENIED
 
@@ -119,25 +145,35 @@ async def test_cant_forge_result_by_writing_frames_to_stdout(operator_dir: Path)
 
 async def test_cant_reach_descriptors_beyond_own_channel(operator_dir: Path) -> None:
     # The zygote's control socket, other logins' channels and capture pipes are all closed in the child:
-    # guessing descriptor numbers finds stdio and the call's own channel only.
+    # guessing descriptor numbers finds stdio, the call's own channel and the child's own event loop only.
     spec = write_hook(
         operator_dir,
         """
-        import os, stat
+        import asyncio, os, stat
+        from runner import _hostcall
+
         def handler(info):
+            loop = asyncio.get_event_loop()
+            own = {
+                _hostcall._channel.fileno(): "channel",
+                loop._selector.fileno(): "loop",
+                loop._ssock.fileno(): "loop",
+                loop._csock.fileno(): "loop",
+            }
             found = {}
             for fd in range(1024):
                 try:
                     mode = os.fstat(fd).st_mode
                 except OSError:
                     continue
-                found[fd] = "socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode) else "other"
+                kind = "socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode) else "other"
+                found[fd] = own.get(fd, kind)
             return found
         """,
     )
     found = (await call_once(spec, sandbox(operator_dir))).value
     beyond_stdio = {fd: kind for fd, kind in found.items() if int(fd) > 2}
-    assert list(beyond_stdio.values()) == ["socket"]
+    assert sorted(beyond_stdio.values()) == ["channel", "loop", "loop", "loop"]
 
 
 async def test_cant_exhaust_file_descriptors(operator_dir: Path) -> None:

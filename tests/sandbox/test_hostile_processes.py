@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from pathlib import Path
 
 import pyseccomp
@@ -99,38 +98,26 @@ async def test_cant_double_fork_during_call(operator_dir: Path) -> None:
     assert (await call_once(spec, sandbox(operator_dir))).value["errno"] == "EPERM"
 
 
-async def test_import_time_double_fork_dies_with_the_worker(operator_dir: Path) -> None:
-    # The zygote must fork, so import-time code can: its leftover lands in the worker's PID namespace,
-    # which the kernel empties when the worker goes.
-    marker = f"HOOKJAIL_TEST_MARKER={os.getpid()}-{time.monotonic_ns()}"
+async def test_cant_fork_from_the_module_body(operator_dir: Path) -> None:
+    # The module body runs in the call's child, under the same seccomp filter as the handler: the double fork
+    # that used to leave a process in the worker's PID namespace for the template's lifetime fails at once.
     spec = write_hook(
         operator_dir,
         """
         import os, time
-        child = os.fork()
-        if child == 0:
-            os.setsid()
+        def spawn():
             if os.fork() == 0:
-                while True:
-                    time.sleep(1)
-            os._exit(0)
-        os.waitpid(child, 0)
+                os.setsid()
+                if os.fork() == 0:
+                    while True:
+                        time.sleep(1)
+                os._exit(0)
+        TRIED = observe(spawn)
         def handler(info):
-            return "imported"
+            return TRIED
         """,
     )
-    name, value = marker.split("=")
-    async with HookRunner(spec, LIMITS, sandbox(operator_dir, env={name: value})) as runner:
-        assert (await runner.call({"id": "u1"})).value == "imported"
-        processes = _marked_processes(marker)
-        # The leftover was reparented to the namespace's reaper (whose own parent is the zygote).
-        reapers = {pid for pid, parent in processes.items() if parent in processes and pid in processes.values()}
-        assert any(parent in reapers for parent in processes.values())
-    for _ in range(50):
-        if not _marked_processes(marker):
-            break
-        await asyncio.sleep(0.1)
-    assert _marked_processes(marker) == {}
+    assert (await call_once(spec, sandbox(operator_dir))).value == {"errno": "EPERM", "type": "PermissionError"}
 
 
 async def test_cant_signal_proxy(operator_dir: Path) -> None:
@@ -147,17 +134,21 @@ async def test_cant_signal_proxy(operator_dir: Path) -> None:
 
 
 async def test_cant_signal_proxy_at_import_time(operator_dir: Path) -> None:
-    # Signal 0: the same permission check as a real signal, harmless if the layer were broken.
+    # Signal 0: the same permission check as a real signal, harmless if the layers were broken. The module
+    # body runs in the call's child, where the proxy has no pid (and its parent, the template, neither).
     spec = write_hook(
         operator_dir,
         """
         import os
-        TRIED = observe(lambda: os.kill(os.getppid(), 0))
+        PARENT = os.getppid()
+        TRIED = observe(lambda: os.kill(int(os.environ["PROXY_PID"]), 0))
         def handler(info):
-            return TRIED
+            return {"parent": PARENT, **TRIED}
         """,
     )
-    assert (await call_once(spec, sandbox(operator_dir))).value["errno"] == "EPERM"
+    box = sandbox(operator_dir, env={"PROXY_PID": str(os.getpid())})
+    value = (await call_once(spec, box)).value
+    assert value == {"parent": 0, "errno": "ESRCH", "type": "ProcessLookupError"}
 
 
 async def test_cant_signal_zygote(operator_dir: Path) -> None:
@@ -165,20 +156,21 @@ async def test_cant_signal_zygote(operator_dir: Path) -> None:
         operator_dir,
         f"""
         import os
-        ZYGOTE = os.getpid()
         def handler(info):
-            return [observe(lambda: os.kill(pid, {int(signal.SIGKILL)})) for pid in (ZYGOTE, 1)]
+            return [observe(lambda: os.kill(pid, {int(signal.SIGKILL)})) for pid in (info["zygote"], 1)]
         """,
     )
     async with HookRunner(spec, LIMITS, sandbox(operator_dir)) as runner:
-        value = (await runner.call({"id": "u1"})).value
+        assert runner._template is not None and runner._template.ready is not None
+        zygote = runner._template.ready.pid
+        value = (await runner.call({"id": "u1", "zygote": zygote})).value
         # The zygote has no pid in the namespace; its pid 1 is the reaper, outside the child's domain.
         assert value == [
             {"errno": "ESRCH", "type": "ProcessLookupError"},
             {"errno": "EPERM", "type": "PermissionError"},
         ]
         assert runner.healthy
-        assert (await runner.call({"id": "u2"})).value == value
+        assert (await runner.call({"id": "u2", "zygote": zygote})).value == value
 
 
 async def test_cant_signal_or_ptrace_another_logins_child(operator_dir: Path) -> None:

@@ -29,6 +29,7 @@ from ._management import install_error_handlers, management_router
 from ._pages import Pages
 from ._sessions import COOKIE_NAME, DEFAULT_SESSION_DURATION, SessionCodec, SessionInvalid, parse_duration
 from ._sso import ProviderUnavailable, SSOProvider, SSOSettings, sso_settings_from_env
+from ._text import one_line
 
 __all__ = ("ServeSettings", "create_app", "serve_settings")
 
@@ -196,7 +197,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def sso_callback(request: Request) -> Response:
         error = request.query_params.get("error")
         if error:
-            logger.info("identity provider refused the login: %s", error)
+            logger.info("identity provider refused the login: %s", one_line(error, 200))
             return login_error(f"The identity provider did not sign you in ({error[:64]}).", status=401)
         try:
             sso = await provider.create(provider.redirect_uri(str(request.base_url)))
@@ -209,7 +210,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         except Exception as exc:
             # fastapi-sso lets oauthlib, httpx and pydantic errors escape: all of them are a failed sign-in.
             detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-            logger.warning("sign-in with the identity provider failed: %s", detail)
+            logger.warning("sign-in with the identity provider failed: %s", one_line(str(detail)))
             return login_error("Sign-in with the identity provider failed.", status=401)
         if not isinstance(openid, OpenID):
             return login_error("Sign-in with the identity provider failed.", status=401)
@@ -288,11 +289,13 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
 
 def _startup_failed(app: FastAPI, message: str) -> StartupError:
+    # the message may carry the hook's import error (its own words): one line, bounded
+    message = one_line(message)
     app.state.startup_error = message
     logger.error("cannot start: %s", message)
     return StartupError(message)
 
 
 def _layers(hook: HookService) -> str:
-    layers = hook.runner.layers
-    return ", ".join(f"{name}={value}" for name, value in layers.items()) or "none reported"
+    layers = hook.runner.layers  # reported by the worker template, where the hook's import-time code ran
+    return one_line(", ".join(f"{name}={value}" for name, value in layers.items()) or "none reported")

@@ -29,6 +29,7 @@ from ._check import SAMPLE_OPENID, empty_host, format_layers, host_description, 
 from ._config import ProxyConfig
 from ._hook import runner_options
 from ._term import bar, can_encode
+from ._text import ERROR_LIMIT, clip, one_line
 
 __all__ = (
     "OUTCOMES",
@@ -164,7 +165,7 @@ class BenchReport:
         """The report for people: figures, a histogram drawn with text bars, and the suggestion."""
         lines = [f"hookjail bench: {self.hook} ({self.config})"]
         if self.error is not None:
-            lines.append(f"error: {self.error}")
+            lines.append(f"error: {one_line(self.error)}")  # may carry the hook's import error: escaped
             return "\n".join(lines)
         rate = f", {self.calls / self.wall_seconds:.0f} calls/s" if self.wall_seconds > 0 else ""
         lines += [
@@ -191,7 +192,7 @@ class BenchReport:
             count = self.outcomes[name]
             line = f"  {name:<{name_width}}  {count:>{count_width}}  {count / max(self.calls, 1):6.1%}"
             if name in self.errors:
-                line += f"   first: {_one_line(self.errors[name])}"
+                line += f"   first: {_first_line(self.errors[name])}"
             lines.append(line)
         latency = self.latency()
         if latency is not None:
@@ -343,7 +344,7 @@ async def run_bench(
         try:
             result = await runner.call(argument, host=empty_host(config) if options.host else None)
         except HookError as exc:
-            return _Sample(exc.outcome, time.perf_counter() - started, exc.message)
+            return _Sample(exc.outcome, time.perf_counter() - started, clip(exc.message, ERROR_LIMIT))
         elapsed = time.perf_counter() - started
         verdict = judge(result.value, config)
         return _Sample(verdict.outcome, elapsed, verdict.error)
@@ -367,7 +368,7 @@ async def run_bench(
             report.wall_seconds = time.perf_counter() - started
     except HookError as exc:
         hint = " (--allow-weak-sandbox accepts a weaker sandbox)" if exc.outcome == "sandbox" else ""
-        report.error = f"{exc.outcome}: {exc.message}{hint}"
+        report.error = f"{exc.outcome}: {clip(exc.message, ERROR_LIMIT)}{hint}"
         return report
 
     counts = Counter(sample.outcome for sample in samples)
@@ -422,9 +423,13 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def _one_line(text: str, limit: int = 100) -> str:
+def _first_line(text: str, limit: int = 100) -> str:
+    """A hook's error message on one short line: whitespace runs become one space, then every control
+    character left (ESC, bidi overrides, ...) is escaped."""
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    if len(line) > limit:
+        line = line[: limit - 1] + "…"
+    return one_line(line, 6 * limit)
 
 
 def unicode_ok(stream: Any) -> bool:

@@ -5,6 +5,12 @@ The same path a login takes, without the identity provider and the database: the
 (``user_info``, ...) are answered by an empty in-memory host granting ``hook_settings.permissions``, so a
 lookup finds nobody, as on a first login (``--no-host`` refuses them instead). The pieces shared with
 ``hookjail bench`` live here too: reading an OpenID, the host, and judging a result as a login would.
+
+Everything the hook said (stdout, stderr, error messages, tracebacks, values, even the layers its template
+reports) reaches the terminal with its control characters escaped (:func:`proxy._text.printable`), and
+multi-line text is indented, so a hook cannot clear the screen, set the clipboard or print a line that looks
+like the report's own; ``--json`` is JSON, with values that are not plain data shown as strings naming their
+type.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from sdk.testing import SAMPLE_OPENID
 from ._config import ProxyConfig
 from ._errors import ConfigError
 from ._hook import runner_options
+from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, clip, jsonable, one_line, printable
 from ._values import ValuesInvalid, ValuesRefused, apply_policy, validate_values
 
 __all__ = (
@@ -99,19 +106,28 @@ def judge(value: Any, config: ProxyConfig) -> Verdict:
     try:
         values = apply_policy(validate_values(value), config.hook_settings.policy, config.model_names)
     except (ValuesInvalid, ValuesRefused) as exc:
-        return Verdict(exc.outcome, value if isinstance(value, dict) else None, exc.message)
+        # the values as the hook returned them, shown even when they are not plain data (bytes, sets, ...)
+        return Verdict(exc.outcome, jsonable(value) if isinstance(value, dict) else None, exc.message)
     return Verdict("ok", values.model_dump())
 
 
 def format_layers(layers: dict[str, bool | str]) -> list[str]:
-    """The sandbox layers as aligned lines (``on``/``off`` or the layer's own detail)."""
+    """The sandbox layers as aligned lines (``on``/``off`` or the layer's own detail), escaped: the worker
+    template reports them, after the hook's import-time code ran in it."""
     if not layers:
         return ["  (none reported)"]
-    width = max(len(name) for name in layers)
     shown = {
-        name: ("on" if value is True else "OFF" if value is False else str(value)) for name, value in layers.items()
+        one_line(str(name), 80): one_line("on" if value is True else "OFF" if value is False else str(value), 200)
+        for name, value in layers.items()
     }
+    width = max(len(name) for name in shown)
     return [f"  {name:<{width}}  {value}" for name, value in shown.items()]
+
+
+def _block(label: str, text: str) -> list[str]:
+    """Hook-derived text under ``label``: escaped, one ``  | `` line per line, so no line of it can pass for
+    a line of the report."""
+    return [f"{label}:", *("  | " + line for line in printable(text).rstrip("\n").split("\n"))]
 
 
 @dataclass
@@ -128,6 +144,15 @@ class CheckReport:
     layers: dict[str, bool | str] = field(default_factory=dict)
     host_calls: tuple[tuple[str, str], ...] = ()
     host: str = ""
+    traceback: str = ""  # the hook's traceback excerpt (text output only; not part of the JSON contract)
+
+    def __post_init__(self) -> None:
+        # the worker's word, bounded here whatever the runner already bounded
+        if self.error is not None:
+            self.error = clip(self.error, ERROR_LIMIT)
+        self.stdout = clip(self.stdout, STREAM_LIMIT)
+        self.stderr = clip(self.stderr, STREAM_LIMIT)
+        self.traceback = clip(self.traceback, TRACEBACK_LIMIT)
 
     @property
     def ok(self) -> bool:
@@ -138,7 +163,7 @@ class CheckReport:
         """The report as the JSON object ``--json`` prints (a stable contract: exactly these keys)."""
         return {
             "outcome": self.outcome,
-            "values": self.values,
+            "values": jsonable(self.values),
             "error": self.error,
             "duration_ms": self.duration_ms,
             "stdout": self.stdout,
@@ -149,9 +174,9 @@ class CheckReport:
 
     def as_text(self) -> str:
         """The report for people."""
-        lines = [f"outcome:  {self.outcome}"]
+        lines = [f"outcome:  {one_line(self.outcome, 80)}"]
         if self.run_id:
-            lines.append(f"run id:   {self.run_id}")
+            lines.append(f"run id:   {one_line(self.run_id, 80)}")
         if self.duration_ms is not None:
             lines.append(f"duration: {self.duration_ms:.1f} ms")
         if self.layers:
@@ -159,17 +184,21 @@ class CheckReport:
             lines += format_layers(self.layers)
         if self.host:
             lines.append(f"host calls: {self.host}")
-            lines += [f"  {method} -> {outcome}" for method, outcome in self.host_calls]
+            lines += [f"  {one_line(method, 80)} -> {one_line(outcome, 80)}" for method, outcome in self.host_calls]
         if self.values is not None:
             lines.append("values:")
-            lines += ["  " + line for line in json.dumps(self.values, indent=2).splitlines()]
+            # JSON with ensure_ascii escapes every control and non-ASCII character of the hook's strings
+            lines += ["  " + line for line in json.dumps(jsonable(self.values), indent=2).splitlines()]
         if self.error:
-            lines.append(f"error:    {self.error}")
+            error = printable(self.error).split("\n")
+            lines.append(f"error:    {error[0]}")
+            lines += ["  | " + line for line in error[1:]]
+        if self.traceback:
+            lines += _block("traceback", self.traceback)
         for name in ("stdout", "stderr"):
             text = getattr(self, name)
             if text:
-                lines.append(f"{name}:")
-                lines += ["  | " + line for line in text.rstrip("\n").splitlines()]
+                lines += _block(name, text)
         return "\n".join(lines)
 
 
@@ -212,9 +241,12 @@ async def run_check(
                     run_id=exc.run_id or run_id,
                     layers=layers,
                     host=described,
+                    traceback=_traceback(exc),
                 )
     except HookError as exc:
-        return CheckReport(outcome=exc.outcome, error=exc.message, stdout=exc.stdout, stderr=exc.stderr)
+        return CheckReport(
+            outcome=exc.outcome, error=exc.message, stdout=exc.stdout, stderr=exc.stderr, traceback=_traceback(exc)
+        )
     verdict = judge(result.value, config)
     return CheckReport(
         outcome=verdict.outcome,
@@ -228,3 +260,9 @@ async def run_check(
         host_calls=result.host_calls,
         host=described,
     )
+
+
+def _traceback(exc: HookError) -> str:
+    """The traceback excerpt a ``raised`` or ``import_error`` failure carries (``""`` for the others)."""
+    traceback = getattr(exc, "traceback", "")
+    return traceback if isinstance(traceback, str) else ""

@@ -19,6 +19,7 @@ from runner import CallResult, HookError, HookRunner, HookSpec, HostHandler, Lim
 from sdk._worker import ADAPTER
 
 from ._config import ProxyConfig
+from ._text import ERROR_LIMIT, clip, one_line
 
 __all__ = ("ADAPTER", "HookService", "runner_options")
 
@@ -112,11 +113,11 @@ class HookService:
                     logger.info("reloaded hook %s", self.target.dotted)
             except HookError as exc:  # HookImportError, or SandboxUnavailable for the new template
                 self._failed_fingerprint = fingerprint
-                self.last_reload_error = exc.message
+                self.last_reload_error = clip(exc.message, ERROR_LIMIT)  # the hook's import-time word
                 logger.error(
                     "hook %s changed but does not import, keeping the last good version: %s",
                     self.target.dotted,
-                    exc.message,
+                    one_line(exc.message),
                 )
             except OSError as exc:
                 self.last_reload_error = f"cannot read the hook file: {exc.strerror}"

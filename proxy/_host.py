@@ -52,6 +52,7 @@ from sdk._hostapi import (
 from . import _directory
 from ._config import HookPolicy
 from ._db import Database, SessionRows, StagedWrites, Team, TeamMember, User
+from ._text import one_line
 
 __all__ = ("MAX_RECORDED_CALLS", "MAX_STAGED_ROWS", "HostUnavailable", "LoginHost", "StagedRows")
 
@@ -212,8 +213,17 @@ class LoginHost:
         self.policy = policy
         self.model_names = frozenset(model_names)
         self.max_reply_bytes = max_reply_bytes
+        self._database = database
+        self._max_staged_rows = max_staged_rows
         self.rows = StagedRows(database, max_rows=max_staged_rows)
         self.calls: list[dict[str, Any]] = []
+        self.unrecorded = 0
+
+    def reset(self) -> None:
+        """Forget everything an attempt of the hook did: the runner calls this before it runs a call again
+        whose worker was lost with its template, so the lost attempt's staged writes are never committed."""
+        self.rows = StagedRows(self._database, max_rows=self._max_staged_rows)
+        self.calls = []
         self.unrecorded = 0
 
     @property
@@ -250,7 +260,7 @@ class LoginHost:
             record.update(outcome=type(exc).__name__, error=str(exc)[:300])
             raise
         except Exception:  # the database or a bug of ours: the hook must not see its details
-            logger.exception("host call %s of a hook failed inside the proxy", method[:64])
+            logger.exception("host call %s of a hook failed inside the proxy", one_line(method, 64))
             record.update(outcome="HostUnavailable", error="internal error (see the proxy's log)")
             raise HostUnavailable("the proxy could not answer this host call; try the login again") from None
         finally:

@@ -1,13 +1,34 @@
-"""One login after the identity provider has answered: hook → validation → policy → one transaction.
+"""One login after the identity provider has answered: hook → validation → overrides → policy → one transaction.
 
 This is the only place where runner errors become HTTP statuses. Every failure ends with no session and no
 change to the user, a hook-run record naming the outcome, and a short reason plus the run id for the page.
 
-Order: ``ALLOWED_EMAIL_DOMAINS`` (before the hook runs) → hook → strict validation → ``hook_settings.policy`` →
-``PROXY_ADMIN_ID`` (that user is always proxy_admin) → ``ui_access_mode: admin_only``. With
-``on_failure: idp_defaults`` a failed or invalid hook run is replaced by LiteLLM's defaults (a view-only user,
-no models, no budget), applied like any other values; the run keeps its failure outcome and is marked
-``fallback=idp_defaults``. Policy and admin-only refusals are never replaced.
+Order, so that no hook output gets past ``hook_settings.policy``:
+
+1. ``ALLOWED_EMAIL_DOMAINS`` on the identity provider's email, before the hook runs.
+2. The hook, then strict validation of its values.
+3. Identity overrides, keyed on the identity provider's claims, never on the hook's values. The IdP's user is
+   its ``id`` (the subject: ``GENERIC_USER_ID_ATTRIBUTE``, ...), or its email when it gives no id.
+
+   - ``PROXY_ADMIN_ID``: a hook's ``user_id`` equal to ``PROXY_ADMIN_ID`` when the IdP's user is someone else
+     is refused (field ``user_id``): the hook cannot log anyone in as the admin. When the IdP's user *is*
+     ``PROXY_ADMIN_ID`` and the hook's ``user_id`` is too, the role becomes ``proxy_admin``. If the hook maps
+     the admin to another user id, nothing is promoted: that user gets the hook's values like anyone (the
+     promotion never lands on a row the IdP did not name).
+   - ``ALLOWED_EMAIL_DOMAINS``: the hook's ``user_email`` (when not null) must be in an allowed domain too
+     (field ``user_email``), so a stored email never escapes the rule the IdP's email passed.
+
+4. ``hook_settings.policy``, last, on the values as they will be written. ``allowed_roles`` bounds what the
+   *hook* grants, so it is not applied to the ``proxy_admin`` role ``PROXY_ADMIN_ID`` gave the IdP's admin
+   (the operator named that user explicitly); ``max_budget`` and ``models_must_exist`` still apply to them.
+5. ``ui_access_mode: admin_only`` on the final role (a gate: it only refuses).
+
+With ``on_failure: idp_defaults`` a failed or invalid hook run is replaced by LiteLLM's defaults (a view-only
+user, no models, no budget), which then go through steps 3 to 5 like any other values; the run keeps its
+failure outcome and is marked ``fallback=idp_defaults``. Policy and admin-only refusals are never replaced.
+
+Hook-derived text (error messages, captured output, the values) is clipped before it is stored and escaped
+to one line before it is logged (:mod:`proxy._text`).
 
 The hook's host calls are answered by a :class:`~proxy._host.LoginHost` made for this login. What they write
 is staged and committed only with a successful login, in its one transaction; a login that fails for any
@@ -32,6 +53,7 @@ from ._hook import HookService
 from ._host import LoginHost
 from ._sessions import SessionCodec
 from ._sso import SSOSettings
+from ._text import ERROR_LIMIT, STREAM_LIMIT, one_line, storable
 from ._values import UserValues, ValuesInvalid, ValuesRefused, apply_policy, idp_defaults, validate_values
 
 __all__ = ("ADMIN_ROLES", "LoginFailed", "LoginGranted", "LoginService", "status_for")
@@ -112,6 +134,7 @@ class _Attempt:
             fields.setdefault("host_calls", self.host.record())
         if self.email:  # the identity provider's, so that the operator can tell who a failed login was
             fields.setdefault("extra", {"email": self.email})
+        error = fields.pop("error", None)
         return RunRecord(
             run_id=self.run_id,
             started_at=self.started_at,
@@ -119,8 +142,10 @@ class _Attempt:
             duration_ms=self.duration_ms,
             subject=self.subject,
             provider=self.provider,
-            stdout=self.stdout,
-            stderr=self.stderr,
+            # the worker's word: bounded here whatever the runner already bounded
+            error=None if error is None else storable(error, ERROR_LIMIT),
+            stdout=storable(self.stdout, STREAM_LIMIT),
+            stderr=storable(self.stderr, STREAM_LIMIT),
             **fields,
         )
 
@@ -151,10 +176,8 @@ class LoginService:
         """
         email = openid.get("email")
         subject = openid.get("id") or email
-        if self.sso.allowed_email_domains:
-            domain = (email or "").rpartition("@")[2].lower()
-            if domain not in self.sso.allowed_email_domains:
-                raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
+        if self.sso.allowed_email_domains and _email_domain(email) not in self.sso.allowed_email_domains:
+            raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
 
         attempt = _Attempt(
             run_id=secrets.token_hex(8),
@@ -182,29 +205,33 @@ class LoginService:
                 if self.config.hook_settings.on_failure == "idp_defaults" and subject:
                     fallback, failure = "idp_defaults", (outcome, error)
                     values = idp_defaults(subject, email)
-                    logger.warning("hook run %s failed (%s), using IdP defaults: %s", run_id, outcome, error)
+                    logger.warning("hook run %s failed (%s), using IdP defaults: %s", run_id, outcome, one_line(error))
                 else:
                     status = status_for(outcome)
                     await self._record(attempt.record(outcome, error=error, http_status=status))
                     raise LoginFailed(status, reason, outcome=outcome, run_id=run_id)
 
         try:
-            values = self._decide(values)
+            values = self._decide(values, subject)
         except ValuesRefused as exc:
+            logger.warning(
+                "login of %s refused (run %s): %s", one_line(subject or "?", 300), run_id, one_line(exc.message)
+            )
             if run_id is not None:
                 await self._record(
                     attempt.record(
                         "refused",
                         error=exc.message,
                         fallback=fallback,
-                        user_id=values.user_id,
+                        # a user id refused as someone else's (PROXY_ADMIN_ID) is not recorded as this run's user
+                        user_id=None if exc.field == "user_id" else values.user_id,
                         http_status=403,
                     )
                 )
             reason = (
                 "This admin UI is limited to proxy admins."
                 if exc.field == "ui_access_mode"
-                else f"Login refused by policy ({exc.field})."
+                else f"Login refused by policy ({one_line(exc.field, 80)})."
             )
             raise LoginFailed(403, reason, outcome="refused", run_id=run_id) from None
 
@@ -233,7 +260,12 @@ class LoginService:
             await self.database.complete_login(login, run, staged)
         except IntegrityError as exc:
             # e.g. a user the hook created was created meanwhile by another login or the management API
-            logger.warning("login of %s (run %s) conflicts with a concurrent change: %s", values.user_id, run_id, exc)
+            logger.warning(
+                "login of %s (run %s) conflicts with a concurrent change: %s",
+                one_line(values.user_id, 300),
+                run_id,
+                one_line(str(exc)),
+            )
             if run_id is not None:
                 await self._record(
                     attempt.record(
@@ -247,7 +279,7 @@ class LoginService:
                 409, "Your login conflicted with a concurrent change; try again.", outcome="conflict", run_id=run_id
             ) from None
         except Exception:
-            logger.exception("could not save the login of %s (run %s)", values.user_id, run_id)
+            logger.exception("could not save the login of %s (run %s)", one_line(values.user_id, 300), run_id)
             if run_id is not None:
                 await self._record(
                     attempt.record(
@@ -274,7 +306,7 @@ class LoginService:
         except HookError as exc:
             attempt.duration_ms = exc.duration * 1000
             attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
-            logger.warning("hook run %s failed: %s: %s", attempt.run_id, exc.outcome, exc.message)
+            logger.warning("hook run %s failed: %s: %s", attempt.run_id, exc.outcome, one_line(exc.message))
             return exc.outcome, exc.message, _REASONS.get(exc.outcome, _REASONS["error"])
         except Exception as exc:  # a bug below the hook must still end as a recorded, denied login
             logger.exception("hook run %s failed inside the proxy", attempt.run_id)
@@ -284,14 +316,39 @@ class LoginService:
         try:
             return validate_values(result.value)
         except ValuesInvalid as exc:
-            logger.warning("hook run %s returned invalid values: %s", attempt.run_id, exc.message)
-            where = f" ({exc.field})" if exc.field else ""
+            logger.warning("hook run %s returned invalid values: %s", attempt.run_id, one_line(exc.message))
+            where = f" ({one_line(exc.field, 80)})" if exc.field else ""
             return "invalid", exc.message, f"The login hook returned invalid values{where}."
 
-    def _decide(self, values: UserValues) -> UserValues:
-        values = apply_policy(values, self.config.hook_settings.policy, self.config.model_names)
-        if self.sso.proxy_admin_id is not None and values.user_id == self.sso.proxy_admin_id:
+    def _decide(self, values: UserValues, subject: str | None) -> UserValues:
+        """Steps 3-5 of the module's order: identity overrides, then the policy, then ``admin_only``.
+
+        Args:
+            values: the hook's validated values (or the IdP defaults).
+            subject: the identity provider's user: its ``id``, else its email.
+
+        Raises:
+            ValuesRefused: naming the field (``user_id``, ``user_email``, a policy field or ``ui_access_mode``).
+        """
+        admin_id = self.sso.proxy_admin_id
+        promoted = False
+        if admin_id is not None and values.user_id == admin_id:
+            if subject != admin_id:
+                raise ValuesRefused(
+                    f"user_id: {values.user_id!r} is PROXY_ADMIN_ID, but the identity provider signed in "
+                    f"{subject!r}: a hook may not log anyone else in as the proxy admin",
+                    field="user_id",
+                )
             values = values.model_copy(update={"user_role": "proxy_admin"})
+            promoted = True
+        domains = self.sso.allowed_email_domains
+        if domains and values.user_email is not None and _email_domain(values.user_email) not in domains:
+            raise ValuesRefused(
+                f"user_email: {values.user_email!r} is not in ALLOWED_EMAIL_DOMAINS", field="user_email"
+            )
+        values = apply_policy(
+            values, self.config.hook_settings.policy, self.config.model_names, check_role=not promoted
+        )
         if self.config.general_settings.ui_access_mode == "admin_only" and values.user_role not in ADMIN_ROLES:
             raise ValuesRefused(
                 f"ui_access_mode: admin_only, and the role is {values.user_role!r}", field="ui_access_mode"
@@ -303,3 +360,11 @@ class LoginService:
             await self.database.record_run(run)
         except Exception:
             logger.exception("could not record hook run %s", run.run_id)
+
+
+def _email_domain(email: str | None) -> str | None:
+    """The lower-cased domain of an address with exactly one ``@`` and a non-empty local part, else ``None``."""
+    if not email or email.count("@") != 1:
+        return None
+    local, _, domain = email.partition("@")
+    return domain.lower() if local and domain else None

@@ -244,3 +244,16 @@ def test_slow_hook_gets_p99_times_the_factor_rounded_up() -> None:
     suggestion = suggest_timeout(1.73, safety_factor=3, floor=1.0, current=2.0, calls=500)
     assert suggestion.seconds == 5.5
     assert any("shorter" in sentence for sentence in suggestion.reasoning)
+
+
+def test_hook_errors_are_escaped_in_the_text_report(tmp_path: Path) -> None:
+    hook = r"""
+def custom_sso_handler(userIDPInfo):
+    raise RuntimeError("\x1b[2J\x1b]52;c;ZXZpbA==\x07\noutcome: ok\r\u202e")
+"""
+    result = hookjail("bench", "--config", write_config(tmp_path, hook), "-n", "2", "--concurrency", "1")
+    assert result.returncode == 1, result.stderr
+    for raw in ("\x1b", "\x07", "\r", "\u202e"):
+        assert raw not in result.stdout, repr(raw)
+    assert not any(line.startswith("outcome: ok") for line in result.stdout.splitlines())
+    assert "first: RuntimeError: \\x1b[2J\\x1b]52;c;ZXZpbA==\\x07 outcome: ok \\u202e" in result.stdout

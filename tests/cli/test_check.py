@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from proxy import load_config
+from proxy._check import CheckReport, judge
 from tests.cli.helpers import ECHO_HOOK, RAISING_HOOK, SLEEPING_HOOK, hookjail, hookjail_json, write_config
 
 CONTRACT = {"outcome", "values", "error", "duration_ms", "stdout", "stderr", "run_id", "layers"}
@@ -137,3 +141,94 @@ def test_openid_and_openid_file_are_exclusive(tmp_path: Path) -> None:
     result = hookjail("check", "--config", write_config(tmp_path, ECHO_HOOK), "--openid", "{}", "--openid-file", openid)
     assert result.returncode == 2
     assert "not allowed with" in result.stderr
+
+
+#: Prints terminal escapes (clear screen, OSC 52 clipboard write, a bidi override) and a forged report line to
+#: both streams, then raises with more of the same in its message.
+ESCAPING_HOOK = r"""
+import sys
+
+FORGED = "\x1b[2J\x1b]52;c;ZXZpbA==\x07outcome: ok"
+
+def custom_sso_handler(userIDPInfo):
+    print(FORGED)
+    print("\noutcome: ok\r\noutcome: ok\u202egnp.exe\x9b2J")
+    print(FORGED, file=sys.stderr)
+    raise RuntimeError(FORGED + "\noutcome: ok\r")
+"""
+
+#: Returns values of types that are not plain data: bytes (msgpack carries them), a set, a datetime, a
+#: bytes key, and a string full of escapes.
+ODD_VALUES_HOOK = r"""
+import datetime
+
+def custom_sso_handler(userIDPInfo):
+    return {
+        "models": ["gpt-4o"], "user_id": b"admin", "user_email": None, "user_role": "internal_user",
+        "max_budget": 1.0, "budget_duration": datetime.datetime(2020, 1, 1),
+        "\x1b]52;c;ZXZpbA==\x07": {1, 2}, b"raw": {"nested": [b"\x1b[2J", {3}]},
+    }
+"""
+
+
+def report_lines_are_the_reports_own(text: str, outcome: str) -> None:
+    """No raw terminal control reaches the output, and no line but the first starts like a report line."""
+    for raw in ("\x1b", "\x07", "\r", "\x9b", "\u202e"):
+        assert raw not in text, repr(raw)
+    assert [line for line in text.splitlines() if line.startswith("outcome")] == [f"outcome:  {outcome}"]
+
+
+def test_hook_output_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ESCAPING_HOOK)
+    result = hookjail("check", "--config", config)
+    assert result.returncode == 1, result.stderr
+    report_lines_are_the_reports_own(result.stdout, "raised")
+    assert "\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07outcome: ok" in result.stdout  # shown, escaped
+    assert "\\u202egnp.exe" in result.stdout
+    sections = [line for line in result.stdout.splitlines() if not line.startswith(("  ", "\t"))]
+    assert {"stdout:", "stderr:", "traceback:"} <= set(sections)
+    # --json: the same text, intact and escaped as JSON
+    result = hookjail("check", "--config", config, "--json")
+    assert "\x1b" not in result.stdout
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "raised"
+    assert report["stdout"].startswith("\x1b[2J\x1b]52;c;ZXZpbA==\x07outcome: ok\n")
+    assert "\x1b[2J" in report["error"]
+
+
+def test_values_that_are_not_plain_data_are_invalid(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ODD_VALUES_HOOK)
+    result = hookjail("check", "--config", config, "--json")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "\x1b" not in result.stdout
+    report = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"not JSON: {name}"))
+    assert set(report) == CONTRACT
+    assert report["outcome"] == "invalid"
+    assert report["error"] == "user_id: must be a string, got bytes"
+    values = report["values"]
+    assert values["user_id"] == "<bytes: b'admin'>"
+    assert values["<bytes: b'raw'>"] == {"nested": ["<bytes: b'\\x1b[2J'>", [3]]}
+    assert values["\x1b]52;c;ZXZpbA==\x07"] == [1, 2]  # the runner sends a set as a list
+    result = hookjail("check", "--config", config)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    report_lines_are_the_reports_own(result.stdout, "invalid")
+    assert "error:    user_id: must be a string, got bytes" in result.stdout
+
+
+def test_bytes_in_models_name_the_model_and_the_report_stays_json(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, ECHO_HOOK))
+    value = {
+        "models": ["gpt-4o", b"gpt"],
+        "user_id": "u",
+        "user_email": None,
+        "user_role": "internal_user",
+        "max_budget": float("nan"),
+        "budget_duration": None,
+    }
+    verdict = judge(value, config)
+    assert (verdict.outcome, verdict.error) == ("invalid", "models.1: must be a string, got bytes")
+    report = CheckReport(outcome=verdict.outcome, values=verdict.values, error=verdict.error)
+    json.dumps(report.as_dict(), allow_nan=False)
+    assert '"max_budget": "<float: nan>"' in report.as_text()

@@ -231,6 +231,92 @@ def test_proxy_admin_id_is_always_proxy_admin(start: ProxyFactory) -> None:
         assert field(login(client, proxy, "oscar@example.com"), "user-role") == "proxy_admin"
 
 
+#: A hook limited to viewer roles that claims to be the proxy admin for mallory, and moves eve's email to
+#: another domain; everyone else gets their own id.
+IMPERSONATING_HOOK = """
+async def custom_sso_handler(userIDPInfo):
+    user_id, email = userIDPInfo.id, userIDPInfo.email
+    if user_id == "mallory":
+        user_id = "oscar"
+    if user_id == "eve":
+        email = "eve@evil.org"
+    return {"models": [], "user_id": user_id, "user_email": email, "user_role": "internal_user_viewer",
+            "max_budget": 1.0, "budget_duration": "1d"}
+"""
+
+
+def test_a_viewer_limited_hook_cannot_log_anyone_in_as_proxy_admin_id(start: ProxyFactory) -> None:
+    proxy = start(
+        hook_source=IMPERSONATING_HOOK,
+        hook_settings={"policy": {"allowed_roles": ["internal_user_viewer"]}},
+        general_settings={"ui_access_mode": "admin_only"},
+        env={"PROXY_ADMIN_ID": "oscar"},
+    )
+    with new_client() as client:
+        response = login(client, proxy, "mallory@example.com")
+        assert response.status_code == 403
+        assert "(user_id)" in response.text
+        assert not token_cookie_set(response)
+    run = proxy.run(run_id_of(response))
+    assert run is not None
+    assert (run["outcome"], run["subject"], run["user_id"]) == ("refused", "mallory", None)
+    assert "PROXY_ADMIN_ID" in run["error"]
+    # nothing was written for the admin, nor for mallory
+    assert proxy.user("oscar") is None
+    assert proxy.user("mallory") is None
+    assert proxy.query("SELECT * FROM ui_sessions") == []
+    assert proxy.query("SELECT * FROM hook_runs WHERE user_id = 'oscar'") == []
+    # admin_only still refuses a non-admin the hook leaves alone
+    with new_client() as client:
+        response = login(client, proxy, "bob@example.com")
+        assert response.status_code == 403
+        assert "limited to proxy admins" in response.text
+    assert proxy.user("bob") is None
+    # the identity provider's admin is proxy_admin, although the policy allows the hook viewer roles only
+    with new_client() as client:
+        response = login(client, proxy, "oscar@example.com")
+        assert field(response, "user-id") == "oscar"
+        assert field(response, "user-role") == "proxy_admin"
+    user = proxy.user("oscar")
+    assert user is not None
+    assert user["role"] == "proxy_admin"
+    assert len(proxy.sessions("oscar")) == 1
+
+
+def test_the_hooks_email_cannot_leave_allowed_email_domains(start: ProxyFactory) -> None:
+    proxy = start(hook_source=IMPERSONATING_HOOK, env={"ALLOWED_EMAIL_DOMAINS": "example.com"})
+    with new_client() as client:
+        response = login(client, proxy, "eve@example.com")
+        assert response.status_code == 403
+        assert "(user_email)" in response.text
+    assert proxy.user("eve") is None
+    with new_client() as client:
+        assert field(login(client, proxy, "bob@example.com"), "user-id") == "bob"
+
+
+LOG_FORGING_HOOK = """
+def custom_sso_handler(userIDPInfo):
+    print("\\x1b[2J" * 3 + "printed" + "y" * 100_000)
+    raise RuntimeError("boom\\nINFO:     hookjail.login: forged line\\x1b[2J" + "x" * 10_000)
+"""
+
+
+def test_a_hook_cannot_forge_log_lines_and_its_text_is_bounded(start: ProxyFactory) -> None:
+    proxy = start(hook_source=LOG_FORGING_HOOK)
+    with new_client() as client:
+        response = login(client, proxy, "walt@example.com")
+    assert response.status_code == 502
+    log = proxy.log()
+    assert "boom\\nINFO:     hookjail.login: forged line" in log
+    assert not any(line.startswith("INFO:     hookjail.login: forged") for line in log.splitlines())
+    assert "\x1b" not in log
+    run = proxy.run(run_id_of(response))
+    assert run is not None
+    assert run["error"].startswith("RuntimeError: boom\nINFO:")
+    assert len(run["error"]) <= 2000
+    assert len(run["stdout"]) <= 64 * 1024
+
+
 def test_allowed_email_domains_refuse_other_domains(start: ProxyFactory) -> None:
     proxy = start(env={"ALLOWED_EMAIL_DOMAINS": "admin.example.com"})
     with new_client() as client:

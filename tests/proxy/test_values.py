@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -106,3 +107,38 @@ def test_policy_models_must_exist() -> None:
         apply_policy(validate_values(GOOD), policy, {"claude"})
     assert caught.value.field == "models"
     assert apply_policy(validate_values(GOOD), policy, {"gpt-4o"}).models == ["gpt-4o"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"user_id": b"admin"}, "user_id: must be a string, got bytes"),
+        ({"user_email": bytearray(b"a@example.com")}, "user_email: must be a string or null, got bytearray"),
+        ({"user_role": b"proxy_admin"}, "user_role: must be a string (a LitellmUserRoles value), got bytes"),
+        ({"models": {"gpt-4o"}}, "models: must be a list of strings, got set"),
+        ({"models": ("gpt-4o",)}, "models: must be a list of strings, got tuple"),
+        ({"models": ["gpt-4o", b"gpt"]}, "models.1: must be a string, got bytes"),
+        ({"max_budget": datetime(2030, 1, 1, tzinfo=UTC)}, "max_budget: must be a number or null, got datetime"),
+        ({"budget_duration": timedelta(days=30)}, "budget_duration: must be a string or null, got timedelta"),
+        ({"user_id": frozenset()}, "user_id: must be a string, got frozenset"),
+    ],
+)
+def test_values_that_are_not_plain_data_name_the_field_and_type(changes: dict[str, Any], message: str) -> None:
+    error = invalid(**changes)
+    assert error.message == message
+    assert error.field == message.partition(":")[0].partition(".")[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"user_id": {"nested": [b"x", {1}]}}, "user_id"),
+        ({"models": [["gpt-4o", b"x"]]}, "models"),
+        ({b"is_admin": True}, "<bytes>"),
+        ({"user_role": "\x1b[2J"}, "user_role"),
+    ],
+)
+def test_nested_oddities_are_invalid_not_a_crash(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValuesInvalid) as caught:
+        validate_values(GOOD | changes)
+    assert caught.value.field == field

@@ -297,5 +297,5 @@ def _startup_failed(app: FastAPI, message: str) -> StartupError:
 
 
 def _layers(hook: HookService) -> str:
-    layers = hook.runner.layers  # reported by the worker template, where the hook's import-time code ran
+    layers = hook.runner.report_layers()
     return one_line(", ".join(f"{name}={value}" for name, value in layers.items()) or "none reported")

@@ -351,7 +351,7 @@ async def run_bench(
 
     try:
         async with HookRunner(spec, limits, sandbox) as runner:
-            report.layers = runner.layers
+            report.layers = runner.report_layers()
             turns = iter(range(options.calls))
 
             async def caller() -> None:

@@ -6,11 +6,10 @@ The same path a login takes, without the identity provider and the database: the
 lookup finds nobody, as on a first login (``--no-host`` refuses them instead). The pieces shared with
 ``hookjail bench`` live here too: reading an OpenID, the host, and judging a result as a login would.
 
-Everything the hook said (stdout, stderr, error messages, tracebacks, values, even the layers its template
-reports) reaches the terminal with its control characters escaped (:func:`proxy._text.printable`), and
-multi-line text is indented, so a hook cannot clear the screen, set the clipboard or print a line that looks
-like the report's own; ``--json`` is JSON, with values that are not plain data shown as strings naming their
-type.
+Everything the hook said (stdout, stderr, error messages, tracebacks, values) reaches the terminal with its
+control characters escaped (:func:`proxy._text.printable`), and multi-line text is indented, so a hook cannot
+clear the screen, set the clipboard or print a line that looks like the report's own; ``--json`` is JSON,
+with values that are not plain data shown as strings naming their type.
 """
 
 from __future__ import annotations
@@ -112,8 +111,7 @@ def judge(value: Any, config: ProxyConfig) -> Verdict:
 
 
 def format_layers(layers: dict[str, bool | str]) -> list[str]:
-    """The sandbox layers as aligned lines (``on``/``off`` or the layer's own detail), escaped: the worker
-    template reports them, after the hook's import-time code ran in it."""
+    """The sandbox layers as aligned lines (``on``/``off`` or the layer's own detail), escaped."""
     if not layers:
         return ["  (none reported)"]
     shown = {
@@ -224,7 +222,7 @@ async def run_check(
     described = host_description(config, host=host)
     try:
         async with HookRunner(spec, limits, sandbox) as runner:
-            layers = runner.layers
+            layers = runner.report_layers()
             try:
                 result = await runner.call(
                     openid if openid is not None else SAMPLE_OPENID,

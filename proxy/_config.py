@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from runner import DEFAULT_WORKER_UID
 from sdk._types import RoleName
 
 from ._errors import ConfigError
@@ -67,6 +68,7 @@ class HookSettings(_Strict):
     max_concurrency: Annotated[int, Field(gt=0)] = 8
     network: Literal["none", "allow"] = "none"
     sandbox: Literal["strict", "permissive"] = "strict"
+    worker_uid: Annotated[int, Field(gt=0, lt=2**32 - 1)] | None = DEFAULT_WORKER_UID
     env: dict[str, str] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)
     permissions: list[HostCallName] = Field(default_factory=lambda: list[HostCallName](["user_info"]))

@@ -46,6 +46,7 @@ def runner_options(config: ProxyConfig, *, allow_weak_sandbox: bool = False) -> 
         env=dict(config.env),
         writable_tmp=True,
         strict=settings.sandbox == "strict" and not allow_weak_sandbox,
+        worker_uid=settings.worker_uid,
     )
     return spec, limits, sandbox
 
@@ -142,7 +143,7 @@ class HookService:
             "handler": self.target.dotted,
             "healthy": self.runner.healthy,
             "is_async": self.runner.is_async,
-            "layers": self.runner.layers,
+            "layers": self.runner.report_layers(),
             "reloads": self.reloads,
             "restarts": self.runner.restarts,
             "last_reload_error": self.last_reload_error,

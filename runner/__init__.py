@@ -16,6 +16,7 @@ from ._errors import HookTimeout as HookTimeout
 from ._errors import SandboxUnavailable as SandboxUnavailable
 from ._hostcall import HostCallError as HostCallError
 from ._hostcall import host_call as host_call
+from ._identity import DEFAULT_WORKER_UID as DEFAULT_WORKER_UID
 from ._options import HookSpec as HookSpec
 from ._options import Limits as Limits
 from ._options import Sandbox as Sandbox
@@ -24,6 +25,7 @@ from ._runner import HookRunner as HookRunner
 from ._runner import HostHandler as HostHandler
 
 __all__ = (
+    "DEFAULT_WORKER_UID",
     "CallResult",
     "HookCrashed",
     "HookError",

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from ._identity import DEFAULT_WORKER_UID
+
 
 @dataclass(frozen=True)
 class HookSpec:
@@ -98,6 +100,9 @@ class Sandbox:
         writable_tmp: give each call a private, empty, writable temporary directory (``$TMPDIR``).
         strict: a confinement layer this host cannot provide is an error; ``False`` only warns.
         enabled: apply the confinement layers at all (``False`` only for the runner's own benchmarks).
+        worker_uid: when the proxy runs as root, start the worker as this uid (and gid), provided it can read
+            the Python installation, the runner, the hook and its files (else the worker keeps the proxy's
+            uid and the ``distinct_uid`` layer says why); ``None`` never changes uid.
     """
 
     network: bool = False
@@ -106,3 +111,8 @@ class Sandbox:
     writable_tmp: bool = True
     strict: bool = True
     enabled: bool = True
+    worker_uid: int | None = DEFAULT_WORKER_UID
+
+    def __post_init__(self) -> None:
+        if self.worker_uid is not None and not (isinstance(self.worker_uid, int) and 0 < self.worker_uid < 2**32 - 1):
+            raise ValueError(f"worker_uid must be a uid other than 0, got {self.worker_uid!r}")

@@ -39,7 +39,6 @@ class Configure(msgspec.Struct, tag="configure", frozen=True):
     tmp_size_mb: int = 64
     strict: bool = True
     sandbox: bool = True
-    max_processes: int = 0
 
 
 class Spawn(msgspec.Struct, tag="spawn", frozen=True):

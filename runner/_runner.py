@@ -12,6 +12,7 @@ import secrets
 import shutil
 import signal
 import site
+import sys
 import sysconfig
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ from ._errors import (
     HookTimeout,
 )
 from ._framing import FrameDecoder, FrameEncoder, FrameTooLarge
+from ._identity import WorkerIdentity, choose_identity
 from ._options import HookSpec, Limits, Sandbox
 from ._protocol import Call, Configure, Exited, Failure, FromChild, HostCall, HostReply, Result, Started
 from ._result import CallResult
@@ -96,6 +98,7 @@ class HookRunner:
         self._slots: asyncio.Semaphore | None = None
         self._tokens = itertools.count(1)
         self._tmp_root: str | None = None
+        self._identity = WorkerIdentity(None, "off: the sandbox is disabled")
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
         self._closed = False
         self._encoder = FrameEncoder()
@@ -122,8 +125,12 @@ class HookRunner:
         if not self._path.exists():
             raise HookImportError(f"hook file not found: {self._path.name}")
         self._slots = asyncio.Semaphore(self.limits.max_concurrency)
+        if self.sandbox.enabled:
+            self._identity = choose_identity(self.sandbox.worker_uid, [sys.executable, *self._read_paths()])
         if self.sandbox.writable_tmp and self.sandbox.enabled:
             self._tmp_root = tempfile.mkdtemp(prefix="hookjail-")
+            if self._identity.uid is not None:
+                os.chown(self._tmp_root, self._identity.uid, self._identity.uid)
         try:
             self._template = await self._new_template()
         except BaseException:
@@ -149,13 +156,18 @@ class HookRunner:
             shutil.rmtree(self._tmp_root, ignore_errors=True)
             self._tmp_root = None
 
-    def _configure(self) -> Configure:
+    def _read_paths(self) -> list[str]:
+        """What the worker may read: the Python installation, the runner, the hook, the adapter, the grants."""
         read_paths = [*_python_paths(), _RUNNER_DIR, str(self._path)]
         if self.spec.adapter:
             adapter_dir = _module_dir(self.spec.adapter.partition(":")[0])
             if adapter_dir:
                 read_paths.append(adapter_dir)
         read_paths.extend(os.path.abspath(p) for p in self.sandbox.read_paths)
+        return list(dict.fromkeys(read_paths))
+
+    def _configure(self) -> Configure:
+        read_paths = self._read_paths()
         return Configure(
             path=str(self._path),
             function=self.spec.function,
@@ -166,7 +178,7 @@ class HookRunner:
             file_size_mb=self.limits.file_size_mb,
             max_frame_bytes=self.limits.max_frame_bytes,
             network=self.sandbox.network,
-            read_paths=tuple(dict.fromkeys(read_paths)),
+            read_paths=tuple(read_paths),
             tmp_root=self._tmp_root,
             # Room for every call in flight to write files up to its own size limit.
             tmp_size_mb=max(16, self.limits.max_concurrency * self.limits.file_size_mb),
@@ -182,6 +194,7 @@ class HookRunner:
             prefork=self.limits.prefork,
             next_token=lambda: next(self._tokens),
             on_death=self._on_template_death,
+            user=self._identity.uid,
         )
         await template.start(self.limits.import_timeout)
         try:
@@ -279,7 +292,21 @@ class HookRunner:
         """The confinement layers active in the worker: name -> on/off or a short detail."""
         if self._template is None or self._template.ready is None:
             return {}
-        return dict(self._template.ready.layers)
+        layers = dict(self._template.ready.layers)
+        if self.sandbox.enabled:
+            layers["distinct_uid"] = self._identity.note if self._identity.uid is not None else False
+        return layers
+
+    @property
+    def layer_notes(self) -> dict[str, str]:
+        """Why a layer that is not required is off (today: ``distinct_uid``)."""
+        if not self.sandbox.enabled or self._identity.uid is not None:
+            return {}
+        return {"distinct_uid": self._identity.note}
+
+    def report_layers(self) -> dict[str, bool | str]:
+        """:attr:`layers` for people: a layer that is off for a reason shows the reason (``"off: ..."``)."""
+        return {**self.layers, **self.layer_notes}
 
     @property
     def is_async(self) -> bool:

@@ -117,8 +117,10 @@ class Template:
         prefork: int,
         next_token: Callable[[], int],
         on_death: Callable[[Template], None],
+        user: int | None = None,
     ) -> None:
         self.config = config
+        self._user = user
         self._env = dict(env)
         self._prefork = prefork
         self._next_token = next_token
@@ -167,6 +169,9 @@ class Template:
                 env=self._env,
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
+                user=self._user,
+                group=self._user,
+                extra_groups=[] if self._user is not None else None,
                 stdout=out_w,
                 stderr=out_w,
                 cwd="/",

@@ -92,8 +92,6 @@ def _apply_template_limits(config: Configure) -> None:
         (resource.RLIMIT_FSIZE, config.file_size_mb * 1024 * 1024),
     ):
         _child.limit(which, value)
-    if config.max_processes:
-        _child.limit(resource.RLIMIT_NPROC, config.max_processes)
 
 
 class Template:

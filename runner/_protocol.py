@@ -78,10 +78,12 @@ class ImportFailed(msgspec.Struct, tag="import_failed", frozen=True):
 
 
 class Spawned(msgspec.Struct, tag="spawned", frozen=True):
-    """A child was forked for ``token``; it is confined and waiting for its call."""
+    """A child was forked for ``token``; it is confined and waiting for its call. ``tmp_ok`` is False when it
+    should have a temp dir and none could be made (the temp space is full)."""
 
     token: int
     pid: int
+    tmp_ok: bool = True
 
 
 class Exited(msgspec.Struct, tag="exited", frozen=True):

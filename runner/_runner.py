@@ -227,7 +227,7 @@ class HookRunner:
         except HookError as exc:
             raise run.fail(HookImportError(f"importing the hook failed: {exc.message}")) from None
         finally:
-            run.cleanup()
+            await run.finish()
         value = result.value
         return bool(value.get("is_async")) if isinstance(value, dict) else False
 
@@ -357,7 +357,7 @@ class HookRunner:
         except HookError as exc:
             raise run.fail(exc) from exc.__cause__
         finally:
-            run.cleanup()
+            await run.finish()
 
     async def _take_child(self) -> tuple[Template, Child]:
         while True:
@@ -372,6 +372,8 @@ class _ChildLost(Exception):
     """The child's template died under it: the call may be run again on the restarted template."""
 
 
+#: How long a finished call waits for its child to be reaped and its temp dir removed.
+_EXIT_WAIT = 5.0
 #: Attempts of one call whose child is lost with its template each time, before the call fails.
 _MAX_ATTEMPTS = 3
 #: Caps on the strings a worker reports (the child's own code caps them too, but hook code can forge frames).
@@ -538,6 +540,16 @@ class _Run:
         error.duration = asyncio.get_running_loop().time() - self.started
         error.stdout, error.stderr = self._output()
         return error
+
+    async def finish(self) -> None:
+        """Ends the call: kills its child if it still runs, then waits (briefly) for the template to report it
+        reaped and its temp dir removed, so that a login starting after this one ended finds no trace of it
+        in the shared temp space (not even in the free-space counts)."""
+        child = self.child
+        self.cleanup()
+        if child is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(child.exited), _EXIT_WAIT)
 
     def cleanup(self) -> None:
         child = self.child

@@ -376,6 +376,12 @@ class Template:
                 if not waiter.done():
                     waiter.set_result(child)
                     return
+            if not message.tmp_ok:
+                # Forked while the temp space was full: good enough for a call waiting now, not for the
+                # reserve, which would hand it out long after. It is replaced when a call next ends.
+                child.kill()
+                child.close()
+                return
             self.idle.append(child)
         elif isinstance(message, Exited):
             exited_child = self._children.pop(message.pid, None)

@@ -130,7 +130,7 @@ class Template:
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (pid, tmp_dir)
         self.poller.register(pidfd, select.POLLIN)
-        self.control.send(Spawned(token=token, pid=pid))
+        self.control.send(Spawned(token=token, pid=pid, tmp_ok=root is None or tmp_dir is not None))
 
     def reap(self, pidfd: int) -> None:
         pid, tmp_dir = self.children.pop(pidfd)

@@ -5,7 +5,10 @@ Generic on purpose: it knows nothing of SSO, HTTP or databases. See :class:`Hook
 
 from __future__ import annotations
 
+from ._errors import MAX_DENIAL_REASON as MAX_DENIAL_REASON
+from ._errors import Denial as Denial
 from ._errors import HookCrashed as HookCrashed
+from ._errors import HookDenied as HookDenied
 from ._errors import HookError as HookError
 from ._errors import HookImportError as HookImportError
 from ._errors import HookLimitExceeded as HookLimitExceeded
@@ -26,8 +29,11 @@ from ._runner import HostHandler as HostHandler
 
 __all__ = (
     "DEFAULT_WORKER_UID",
+    "MAX_DENIAL_REASON",
     "CallResult",
+    "Denial",
     "HookCrashed",
+    "HookDenied",
     "HookError",
     "HookImportError",
     "HookLimitExceeded",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import msgspec
 
 from . import _hookcode, _hostcall
+from ._errors import MAX_DENIAL_REASON, Denial
 from ._framing import FrameEncoder, recv_frame
 from ._protocol import Call, Configure, Failure, Result, Started, ToChild
 
@@ -210,6 +211,11 @@ def run(
         _send_and_exit(channel, encoder.encode(Result(value={"is_async": inspect.iscoroutinefunction(handler)})))
     try:
         value = _invoke(handler, plan, loop, message.arg)
+    except Denial as exc:
+        reason = exc.reason if isinstance(exc.reason, str) else ""
+        frame = encoder.encode(
+            Failure(kind="denied", type_name=type(exc).__name__[:200], message=reason[:MAX_DENIAL_REASON])
+        )
     except MemoryError as exc:
         frame = encoder.encode(_failure("memory", exc))
     except BaseException as exc:

@@ -8,6 +8,7 @@ Every failure of a hook call is a :class:`HookError`; the proxy maps each subcla
     ├── HookLimitExceeded         the call hit a limit (``limit``: "cpu", "memory", "host_calls", "host_reply")
     ├── HookCrashed               the worker died without answering (signal or exit code)
     ├── HookRaised                the handler raised an exception (type, message, traceback excerpt)
+    ├── HookDenied                the handler refused the call on purpose (``Denial``), with a reason for the user
     ├── HookProtocolError         the worker sent a malformed, unexpected or oversized frame
     ├── HookOutputError           the handler returned something that cannot be encoded
     └── SandboxUnavailable        a confinement layer this host cannot provide was required
@@ -92,6 +93,33 @@ class HookRaised(HookError):
         super().__init__(message, run_id=run_id)
         self.type_name = type_name
         self.traceback = traceback
+
+
+class HookDenied(HookError):
+    """Raised when the handler refuses the call on purpose by raising :class:`Denial`; ``reason`` is its text,
+    meant for the end user (capped at :data:`MAX_DENIAL_REASON` characters)."""
+
+    outcome = "denied"
+
+    def __init__(self, reason: str, *, run_id: str = "") -> None:
+        super().__init__(f"the hook denied the call: {reason}", run_id=run_id)
+        self.reason = reason
+
+
+#: The most characters of a denial's reason that reach the parent.
+MAX_DENIAL_REASON = 300
+
+
+class Denial(Exception):
+    """Raised *by hook code* to refuse the call on purpose, with a reason meant for the end user.
+
+    Any other exception is a failure of the hook, whose text stays with the operator; this one's text is shown
+    to the user (capped at :data:`MAX_DENIAL_REASON` characters). The parent sees it as :class:`HookDenied`.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = str(reason)
 
 
 class HookProtocolError(HookError):

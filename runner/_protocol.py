@@ -137,8 +137,9 @@ class Result(msgspec.Struct, tag="result", frozen=True):
 
 
 class Failure(msgspec.Struct, tag="failure", frozen=True):
-    """The handler failed. ``kind`` is "raised", "memory", "output" or "import" (the module body raised, or
-    the handler is missing or of the wrong shape)."""
+    """The handler failed. ``kind`` is "raised", "memory", "output", "import" (the module body raised, or
+    the handler is missing or of the wrong shape) or "denied" (it refused on purpose; ``message`` is the
+    reason for the user)."""
 
     kind: str
     type_name: str

@@ -24,7 +24,9 @@ import msgspec
 
 from ._capture import Capture
 from ._errors import (
+    MAX_DENIAL_REASON,
     HookCrashed,
+    HookDenied,
     HookError,
     HookImportError,
     HookLimitExceeded,
@@ -582,6 +584,8 @@ def _failure_error(failure: Failure) -> HookError:
         return HookOutputError(f"the hook's return value cannot be sent back: {message}")
     if failure.kind == "import":
         return HookImportError(message, traceback=traceback)
+    if failure.kind == "denied":
+        return HookDenied(_clip(failure.message, MAX_DENIAL_REASON))
     text = f"{type_name}: {message}" if message else type_name
     return HookRaised(text, type_name=type_name, traceback=traceback)
 

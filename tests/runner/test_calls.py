@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from runner import HookOutputError, HookRaised, HookRunner, HookSpec, Limits
+from runner import MAX_DENIAL_REASON, HookDenied, HookOutputError, HookRaised, HookRunner, HookSpec, Limits
 
 from .conftest import SANDBOX
 
@@ -182,3 +182,37 @@ async def test_traceback_excerpt_shows_the_cause_of_a_wrapped_error(write_hook: 
     assert caught.value.message == "Exception: Failed custom auth"
     assert "KeyError: 'tenant'" in caught.value.traceback
     assert caught.value.traceback.index("KeyError") < caught.value.traceback.index("Failed custom auth")
+
+
+async def test_a_denial_reaches_the_parent_with_its_reason_capped(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        from runner import Denial
+
+        def handler(info):
+            raise Denial(info["reason"])
+        """
+    )
+    async with HookRunner(spec, Limits(timeout=5), SANDBOX) as runner:
+        with pytest.raises(HookDenied) as caught:
+            await runner.call({"reason": "not on the allowlist — ask #it-help"})
+        assert caught.value.reason == "not on the allowlist — ask #it-help"
+        assert caught.value.outcome == "denied"
+        with pytest.raises(HookDenied) as long:
+            await runner.call({"reason": "x" * 5000})
+        assert len(long.value.reason) <= MAX_DENIAL_REASON + 1
+
+
+async def test_an_exception_merely_named_like_a_denial_is_a_failure(write_hook: Callable[..., HookSpec]) -> None:
+    spec = write_hook(
+        """
+        class Denial(Exception):
+            pass
+
+        def handler(info):
+            raise Denial("secret=sk-123")
+        """
+    )
+    async with HookRunner(spec, Limits(timeout=5), SANDBOX) as runner:
+        with pytest.raises(HookRaised):
+            await runner.call({})

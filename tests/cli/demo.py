@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,19 +55,25 @@ class Demo:
 
 
 @contextmanager
-def run_demo(directory: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Demo]:
-    """Start ``hookjail demo`` on a free port from ``directory`` (not the checkout) with an environment that
-    holds nothing but PATH (and ``env``), and wait for its instructions."""
+def run_demo(
+    directory: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    command: Sequence[str] = (sys.executable, "-m", "proxy"),
+    cwd: Path | None = None,
+) -> Iterator[Demo]:
+    """Start ``hookjail demo`` (``command``) on a free port from ``cwd`` (default: ``directory``, not the
+    checkout) with an environment that holds nothing but PATH (and ``env``), and wait for its instructions."""
     port = free_port()
     log_path = directory / "demo.log"
     with (
         log_path.open("w") as log,
         subprocess.Popen(
-            [sys.executable, "-m", "proxy", "demo", "--port", str(port), *args],
+            [*command, "demo", "--port", str(port), *args],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            cwd=directory,
+            cwd=cwd or directory,
             env={"PATH": "/usr/bin:/bin", **(env or {})},
         ) as process,
     ):

@@ -39,6 +39,7 @@ class Configure(msgspec.Struct, tag="configure", frozen=True):
     tmp_size_mb: int = 64
     strict: bool = True
     sandbox: bool = True
+    libraries: dict[str, str] = {}
 
 
 class Spawn(msgspec.Struct, tag="spawn", frozen=True):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes.util
+import functools
 import importlib.util
 import itertools
 import math
@@ -55,6 +57,14 @@ def _python_paths() -> list[str]:
     paths = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
     paths.update(site.getsitepackages())
     return sorted(p for p in paths if p and os.path.isdir(p))
+
+
+@functools.cache
+def _libraries() -> dict[str, str]:
+    """The shared libraries the template's seccomp binding loads, found once per process (see
+    ``runner._zygote._import_pyseccomp``)."""
+    found = {name: ctypes.util.find_library(name) for name in ("c", "seccomp")}
+    return {name: path for name, path in found.items() if path}
 
 
 def _module_dir(module: str) -> str | None:
@@ -186,6 +196,7 @@ class HookRunner:
             tmp_size_mb=max(16, self.limits.max_concurrency * self.limits.file_size_mb),
             strict=self.sandbox.strict,
             sandbox=self.sandbox.enabled,
+            libraries=_libraries() if self.sandbox.enabled else {},
         )
 
     async def _new_template(self) -> Template:
@@ -229,7 +240,7 @@ class HookRunner:
         except HookError as exc:
             raise run.fail(HookImportError(f"importing the hook failed: {exc.message}")) from None
         finally:
-            await run.finish()
+            run.cleanup()
         value = result.value
         return bool(value.get("is_async")) if isinstance(value, dict) else False
 
@@ -359,11 +370,13 @@ class HookRunner:
         except HookError as exc:
             raise run.fail(exc) from exc.__cause__
         finally:
-            await run.finish()
+            run.cleanup()
 
     async def _take_child(self) -> tuple[Template, Child]:
         while True:
             template = await self._live_template()
+            # Ended calls first leave the temp space, so that a child forked now gets its temp dir.
+            await template.settled()
             try:
                 return template, await template.take_child()
             except TemplateDied:
@@ -374,8 +387,6 @@ class _ChildLost(Exception):
     """The child's template died under it: the call may be run again on the restarted template."""
 
 
-#: How long a finished call waits for its child to be reaped and its temp dir removed.
-_EXIT_WAIT = 5.0
 #: Attempts of one call whose child is lost with its template each time, before the call fails.
 _MAX_ATTEMPTS = 3
 #: Caps on the strings a worker reports (the child's own code caps them too, but hook code can forge frames).
@@ -421,6 +432,7 @@ class _Run:
         if self.fixed is None:
             return await self.runner._take_child()
         try:
+            await self.fixed.settled()
             return self.fixed, await self.fixed.take_child()
         except TemplateDied:
             raise _ChildLost from None
@@ -430,6 +442,9 @@ class _Run:
         loop = asyncio.get_running_loop()
         self.template, child = await self._take_child()
         self.child = child
+        # No hook code runs while a call that has ended is not yet reaped and its temp dir removed: a login
+        # that starts after another ended finds no trace of it, not even in the temp space's free counts.
+        await self.template.settled()
         limit = runner.limits.max_output_bytes
         self.captures = (Capture(child.out, limit), Capture(child.err, limit))
         for capture in self.captures:
@@ -543,16 +558,6 @@ class _Run:
         error.stdout, error.stderr = self._output()
         return error
 
-    async def finish(self) -> None:
-        """Ends the call: kills its child if it still runs, then waits (briefly) for the template to report it
-        reaped and its temp dir removed, so that a login starting after this one ended finds no trace of it
-        in the shared temp space (not even in the free-space counts)."""
-        child = self.child
-        self.cleanup()
-        if child is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(child.exited), _EXIT_WAIT)
-
     def cleanup(self) -> None:
         child = self.child
         if child is None:
@@ -566,7 +571,7 @@ class _Run:
         child.kill()
         child.close()
         if self.template is not None:
-            self.template.top_up()
+            self.template.retire(child)  # the reserve is topped up once it is reaped
         self.child = None
 
 

@@ -133,6 +133,9 @@ class Template:
         self._ready_future: asyncio.Future[Ready | ImportFailed | None] = self._loop.create_future()
         self.alive = False
         self.idle: collections.deque[Child] = collections.deque()
+        self._unsettled: set[Child] = set()
+        self._settled = asyncio.Event()
+        self._settled.set()
         self._waiters: collections.deque[asyncio.Future[Child]] = collections.deque()
         self._spawning: dict[int, tuple[socket.socket, int, int]] = {}
         self._children: dict[int, Child] = {}
@@ -259,6 +262,30 @@ class Template:
             self._control = None
 
     # --- children --------------------------------------------------------------------------------------------
+
+    def retire(self, child: Child) -> None:
+        """Notes that ``child``'s call has ended (it was killed if it still ran); :meth:`settled` waits for it
+        to be reaped and its temp dir removed, and the reserve is topped up then (forking the replacement
+        first would hold up the reap)."""
+        if child.exited.done():
+            self.top_up()
+            return
+        self._unsettled.add(child)
+        self._settled.clear()
+
+        def reaped(_: asyncio.Future[Exited | None]) -> None:
+            self._unsettled.discard(child)
+            if not self._unsettled:
+                self._settled.set()
+            self.top_up()
+
+        child.exited.add_done_callback(reaped)
+
+    async def settled(self) -> None:
+        """Returns once every child whose call has ended is reaped and its temp dir removed (or the template
+        died)."""
+        if self._unsettled:
+            await self._settled.wait()
 
     async def take_child(self) -> Child:
         """A confined child ready for one call: a pre-forked one if any, else one forked now.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ctypes.util
 import gc
 import importlib
 import os
@@ -177,10 +178,24 @@ class Template:
                         os.close(extra)
 
 
+def _import_pyseccomp(libraries: dict[str, str]) -> None:
+    """Imports pyseccomp with the shared libraries the parent already found: its import would otherwise run
+    ``ldconfig -p`` twice (``ctypes.util.find_library``), costing a subprocess each at every template start."""
+    original = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: libraries.get(name) or original(name)
+    try:
+        importlib.import_module("pyseccomp")
+    except (ImportError, RuntimeError):  # no libseccomp: Confinement.prepare says so, in its own words
+        pass
+    finally:
+        ctypes.util.find_library = original
+
+
 def _confine(control: _Control, config: Configure, libc: ctypes.CDLL, parent_pid: int) -> Any:
     """Applies the template's layers; reports ``ImportFailed`` and exits when strict mode cannot."""
     from ._confine import Confinement  # noqa: PLC0415 - only needed when the sandbox is on
 
+    _import_pyseccomp(config.libraries)
     try:
         confinement = Confinement.prepare(
             network=config.network,

@@ -107,7 +107,7 @@ async def test_cant_exhaust_the_temp_space_for_other_or_later_logins(operator_di
         # The temp space is full: a login starting now still runs (without a temp dir of its own, if none
         # could be made), and the template lives on.
         beside = (await runner.call({"do": "count"})).value
-        assert beside["free"] in (0, None)
+        assert beside["free"] is None or beside["free"] <= _SLACK  # it ran, in a full temp space
         hold.release.set()
         filled = (await filling).value
         assert filled["stopped"] == "No space left on device" and filled["made"] > 1000

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import HookError, HookRunner
+from runner import HookDenied, HookError, HookRunner
 
 from ._check import SAMPLE_OPENID, empty_host, format_layers, host_description, judge
 from ._config import ProxyConfig
@@ -45,7 +45,19 @@ __all__ = (
 )
 
 #: Every outcome a call can have, in the order reports list them (``--json`` always has all of them).
-OUTCOMES = ("ok", "invalid", "refused", "timeout", "limit", "crashed", "raised", "protocol", "output", "error")
+OUTCOMES = (
+    "ok",
+    "invalid",
+    "refused",
+    "denied",
+    "timeout",
+    "limit",
+    "crashed",
+    "raised",
+    "protocol",
+    "output",
+    "error",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -344,7 +356,9 @@ async def run_bench(
         try:
             result = await runner.call(argument, host=empty_host(config) if options.host else None)
         except HookError as exc:
-            return _Sample(exc.outcome, time.perf_counter() - started, clip(exc.message, ERROR_LIMIT))
+            # a denial (``raise Deny(reason)``) is counted as "denied", with the reason a login would show
+            error = exc.reason if isinstance(exc, HookDenied) else exc.message
+            return _Sample(exc.outcome, time.perf_counter() - started, clip(error, ERROR_LIMIT))
         elapsed = time.perf_counter() - started
         verdict = judge(result.value, config)
         return _Sample(verdict.outcome, elapsed, verdict.error)

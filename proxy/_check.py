@@ -23,7 +23,7 @@ from typing import Any
 from fastapi_sso.sso.base import OpenID
 from pydantic import ValidationError
 
-from runner import HookError, HookRunner, HostHandler
+from runner import HookDenied, HookError, HookRunner, HostHandler
 from sdk.testing import SAMPLE_OPENID
 
 from ._config import ProxyConfig
@@ -130,7 +130,12 @@ def _block(label: str, text: str) -> list[str]:
 
 @dataclass
 class CheckReport:
-    """What ``hookjail check`` found (``--json`` prints :meth:`as_dict`)."""
+    """What ``hookjail check`` found (``--json`` prints :meth:`as_dict`).
+
+    ``outcome`` is "ok", a runner outcome ("raised", "timeout", ...), "invalid", "refused", or "denied" when the
+    hook refused the user on purpose (``raise Deny(reason)``): then ``error`` is the hook's reason, the text a
+    login's 403 page would show.
+    """
 
     outcome: str
     values: dict[str, Any] | None = None
@@ -187,7 +192,13 @@ class CheckReport:
             lines.append("values:")
             # JSON with ensure_ascii escapes every control and non-ASCII character of the hook's strings
             lines += ["  " + line for line in json.dumps(jsonable(self.values), indent=2).splitlines()]
-        if self.error:
+        if self.outcome == "denied":
+            # the hook's reason, escaped like any hook text; shown to the user as it is on the login error page
+            reason = printable(self.error or "").split("\n")
+            lines.append(f"reason:   {reason[0]}")
+            lines += ["  | " + line for line in reason[1:]]
+            lines.append("  (the hook refused this user on purpose: a login gets HTTP 403 and this reason)")
+        elif self.error:
             error = printable(self.error).split("\n")
             lines.append(f"error:    {error[0]}")
             lines += ["  | " + line for line in error[1:]]
@@ -232,7 +243,8 @@ async def run_check(
             except HookError as exc:
                 return CheckReport(
                     outcome=exc.outcome,
-                    error=exc.message,
+                    # a denial's reason is what the user would read: report it as it is, like the run record
+                    error=exc.reason if isinstance(exc, HookDenied) else exc.message,
                     duration_ms=exc.duration * 1000,
                     stdout=exc.stdout,
                     stderr=exc.stderr,

@@ -1,18 +1,26 @@
 """config.yaml: LiteLLM's format plus hookjail's ``hook_settings`` block, validated before anything listens.
 
 Only the keys hookjail uses are validated (strictly: unknown keys, wrong types, impossible values and unset
-``os.environ/NAME`` references are errors naming the key path). Every other LiteLLM key is accepted
-untouched — its ``os.environ/`` references are not even resolved — and listed once in
-:attr:`ProxyConfig.ignored`, so an operator's existing LiteLLM config starts unchanged.
+``os.environ/NAME`` references are errors naming the key path, with a "did you mean" for a misspelt key). Every
+other LiteLLM key is accepted untouched — its ``os.environ/`` references are not even resolved — and listed once
+in :attr:`ProxyConfig.ignored`, so an operator's existing LiteLLM config starts unchanged.
+
+The one exception is a near miss: a top-level or ``general_settings`` key that neither hookjail nor LiteLLM
+reads but that is spelt almost like a key hookjail reads (``hook_setings``, ``general_setting``,
+``general_settings.custom_ssso``), or that is a key hookjail reads put in the wrong block (a top-level
+``custom_sso``). LiteLLM would ignore it too, so the operator's settings would silently not apply: it is an
+error naming the key and the key meant. See :data:`LITELLM_TOP_LEVEL_KEYS` and
+:data:`LITELLM_GENERAL_SETTINGS_KEYS` for the LiteLLM keys never taken for a misspelling.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -24,6 +32,8 @@ from ._errors import ConfigError
 
 __all__ = (
     "ENV_PREFIX",
+    "LITELLM_GENERAL_SETTINGS_KEYS",
+    "LITELLM_TOP_LEVEL_KEYS",
     "GeneralSettings",
     "HookPolicy",
     "HookSettings",
@@ -165,11 +175,158 @@ class ProxyConfig(BaseModel):
         try:
             settings = HookSettings.model_validate(merged)
         except ValidationError as exc:
-            raise ConfigError(_format_errors(exc, prefix=("hook_settings",), source="command line")) from None
+            raise _error("command line", _validation_problems(exc, prefix=("hook_settings",))) from None
         return self.model_copy(update={"hook_settings": settings})
 
 
 _USED_TOP_LEVEL = ("model_list", "general_settings", "hook_settings")
+
+#: Top-level keys LiteLLM's proxy reads (litellm 1.x ``ProxyConfig.load_config``): never taken for a misspelling
+#: of a key hookjail reads, however close.
+LITELLM_TOP_LEVEL_KEYS = frozenset(
+    {
+        "model_list",
+        "litellm_settings",
+        "general_settings",
+        "router_settings",
+        "environment_variables",
+        "callback_settings",
+        "guardrails",
+        "credential_list",
+        "mcp_servers",
+        "mcp_tools",
+        "files_settings",
+        "finetune_settings",
+        "assistant_settings",
+        "search_tools",
+        "default_vertex_config",
+        "vector_store_registry",
+        "prompts",
+        "policies",
+        "policy_attachments",
+        "agent_list",
+        "include",
+    }
+)
+
+#: ``general_settings`` keys LiteLLM reads (its config_settings reference and proxy_server.py): likewise.
+LITELLM_GENERAL_SETTINGS_KEYS = frozenset(
+    {
+        "master_key",
+        "database_url",
+        "custom_sso",
+        "ui_access_mode",
+        "admin_only_routes",
+        "alert_to_webhook_url",
+        "alert_types",
+        "alerting",
+        "alerting_args",
+        "alerting_threshold",
+        "allow_client_side_credentials",
+        "allow_requests_on_db_unavailable",
+        "allow_user_auth",
+        "allowed_ips",
+        "allowed_routes",
+        "background_health_checks",
+        "completion_model",
+        "custom_auth",
+        "custom_key_generate",
+        "custom_ui_sso_sign_in_handler",
+        "database_connection_pool_limit",
+        "database_connection_timeout",
+        "default_team_disabled",
+        "disable_adding_master_key_hash_to_db",
+        "disable_master_key_return",
+        "disable_prisma_schema_update",
+        "disable_reset_budget",
+        "disable_responses_id_security",
+        "disable_retry_on_max_parallel_request_limit_error",
+        "disable_spend_logs",
+        "disable_spend_updates",
+        "embedding_model",
+        "enable_jwt_auth",
+        "enable_oauth2_auth",
+        "enable_oauth2_proxy_auth",
+        "enforce_user_param",
+        "enforced_params",
+        "forward_client_headers_to_llm_api",
+        "forward_openai_org_id",
+        "global_max_parallel_requests",
+        "health_check_details",
+        "health_check_interval",
+        "image_generation_model",
+        "infer_model_from_keys",
+        "key_management_settings",
+        "key_management_system",
+        "litellm_jwtauth",
+        "litellm_key_header_name",
+        "litellm_license",
+        "max_parallel_requests",
+        "max_request_size_mb",
+        "max_response_size_mb",
+        "maximum_spend_logs_retention_interval",
+        "maximum_spend_logs_retention_period",
+        "moderation_model",
+        "oauth2_config_mappings",
+        "pass_through_endpoints",
+        "proxy_batch_polling_interval",
+        "proxy_batch_write_at",
+        "proxy_budget_rescheduler_max_time",
+        "proxy_budget_rescheduler_min_time",
+        "public_routes",
+        "reject_clientside_metadata_tags",
+        "role_permissions",
+        "search_tools",
+        "service_account_settings",
+        "spend_report_frequency",
+        "store_model_in_db",
+        "store_prompts_in_spend_logs",
+        "supported_db_objects",
+        "use_azure_key_vault",
+        "use_client_credentials_pass_through_routes",
+        "use_google_kms",
+        "use_shared_health_check",
+        "use_x_forwarded_for",
+        "user_api_key_cache_ttl",
+        "user_header_name",
+        "user_mcp_management_mode",
+    }
+)
+
+#: An unknown top-level or ``general_settings`` key at least this close (:func:`difflib.get_close_matches`) to a
+#: key hookjail reads, and closer to it than to any LiteLLM key, is an error.
+NEAR_MISS_CUTOFF = 0.8
+#: In hookjail's own blocks every unknown key is an error; a suggestion is offered down to this closeness.
+_HINT_CUTOFF = 0.6
+
+#: The roles a policy may name, in LiteLLM's order.
+ROLES: tuple[str, ...] = get_args(RoleName)
+#: Keys whose values are roles (their errors list the valid roles).
+_ROLE_KEYS = frozenset({"allowed_roles"})
+
+#: For each block hookjail validates, the keys it reads there and how a suggestion names them; a key that belongs
+#: to another block is suggested by its full path.
+_BLOCKS: dict[tuple[str, ...], dict[str, str]] = {
+    (): {
+        **{key: repr(key) for key in _USED_TOP_LEVEL},
+        **{key: repr(f"general_settings.{key}") for key in GeneralSettings.model_fields},
+    },
+    ("general_settings",): {
+        **{key: repr(key) for key in GeneralSettings.model_fields},
+        "hook_settings": "a top-level 'hook_settings'",
+    },
+    ("hook_settings",): {
+        **{key: repr(key) for key in HookSettings.model_fields},
+        **{key: repr(f"policy.{key}") for key in HookPolicy.model_fields},
+    },
+    ("hook_settings", "policy"): {
+        **{key: repr(key) for key in HookPolicy.model_fields},
+        **{key: repr(f"hook_settings.{key}") for key in HookSettings.model_fields if key != "policy"},
+    },
+}
+
+#: One problem: the key path at fault (``None``: the file as a whole) and what is wrong with it.
+_Problem = tuple[str | None, str]
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ProxyConfig:
@@ -196,23 +353,23 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise ConfigError(f"{config_path.name}: the top level must be a mapping, got {type(raw).__name__}")
 
     ignored = _ignored_keys(raw)
-    problems: list[str] = []
+    problems = _near_misses(raw)
     used: dict[str, Any] = {}
     for key in _USED_TOP_LEVEL:
         if key in raw and raw[key] is not None:
             used[key] = _resolve_env(raw[key], (key,), env, problems, only_used=key != "hook_settings")
     if problems:
-        raise ConfigError(_join(config_path.name, problems))
+        raise _error(config_path.name, problems)
 
     try:
         config = ProxyConfig.model_validate({"path": config_path, **used})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source=config_path.name)) from None
+        raise _error(config_path.name, _validation_problems(exc)) from None
 
     hook = _resolve_hook(config, problems)
     read_paths = _resolve_files(config, problems)
     if problems:
-        raise ConfigError(_join(config_path.name, problems))
+        raise _error(config_path.name, problems)
     return config.model_copy(
         update={
             "hook": hook,
@@ -221,6 +378,42 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
             "ignored": tuple(ignored),
         }
     )
+
+
+def _near_misses(raw: Mapping[Any, Any]) -> list[_Problem]:
+    """Top-level and ``general_settings`` keys nobody reads that were surely meant as a key hookjail reads."""
+    problems = _near_misses_in(raw, (), LITELLM_TOP_LEVEL_KEYS)
+    general = raw.get("general_settings")
+    if isinstance(general, dict):
+        problems += _near_misses_in(general, ("general_settings",), LITELLM_GENERAL_SETTINGS_KEYS)
+    return problems
+
+
+def _near_misses_in(block: Mapping[Any, Any], path: tuple[str, ...], litellm: frozenset[str]) -> list[_Problem]:
+    ours = _BLOCKS[path]
+    problems: list[_Problem] = []
+    for key in block:
+        name = str(key)
+        if name in litellm or (name in ours and repr(name) == ours[name]):
+            continue  # LiteLLM's, or ours in its own block
+        match = difflib.get_close_matches(name.lower(), [*ours, *litellm], n=1, cutoff=NEAR_MISS_CUTOFF)
+        if match and match[0] in ours:
+            problems.append(
+                (_dotted((*path, name)), f"unknown key; did you mean {ours[match[0]]}? (as written it is ignored)")
+            )
+    return problems
+
+
+def _suggestion(block: tuple[str | int, ...], key: str) -> str:
+    """``; did you mean 'timeout'?`` for an unknown key in one of hookjail's own blocks, else the keys it takes."""
+    ours = _BLOCKS.get(tuple(str(part) for part in block))
+    if not ours:
+        return ""
+    match = difflib.get_close_matches(key.lower(), list(ours), n=1, cutoff=_HINT_CUTOFF)
+    if match:
+        return f"; did you mean {ours[match[0]]}?"
+    own = [name for name, shown in ours.items() if shown == repr(name)]
+    return f"; {_dotted(block)} takes: {', '.join(own)}"
 
 
 def _ignored_keys(raw: Mapping[str, Any]) -> list[str]:
@@ -243,7 +436,7 @@ def _resolve_env(
     value: Any,
     path: tuple[str | int, ...],
     environ: Mapping[str, str],
-    problems: list[str],
+    problems: list[_Problem],
     *,
     only_used: bool,
 ) -> Any:
@@ -257,7 +450,7 @@ def _resolve_env(
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX) :]
         if name not in environ:
-            problems.append(f"{_dotted(path)}: environment variable {name} is not set")
+            problems.append((_dotted(path), f"environment variable {name} is not set"))
             return value
         return environ[name]
     return value
@@ -273,7 +466,7 @@ def resolve_reference(value: str, key: str, environ: Mapping[str, str]) -> str:
         return value
     name = value[len(ENV_PREFIX) :]
     if name not in environ:
-        raise ConfigError(f"{key}: environment variable {name} is not set")
+        raise ConfigError(f"{key}: environment variable {name} is not set", key=key)
     return environ[name]
 
 
@@ -289,7 +482,7 @@ def _is_used(path: Sequence[str | int]) -> bool:
     return True
 
 
-def _resolve_hook(config: ProxyConfig, problems: list[str]) -> HookTarget | None:
+def _resolve_hook(config: ProxyConfig, problems: list[_Problem]) -> HookTarget | None:
     dotted = config.general_settings.custom_sso
     if dotted is None:
         return None
@@ -300,18 +493,21 @@ def _resolve_hook(config: ProxyConfig, problems: list[str]) -> HookTarget | None
         if candidate.is_file() or (candidate / "__init__.py").is_file():
             return HookTarget(path=candidate, function=function, dotted=dotted)
     problems.append(
-        f"general_settings.custom_sso: no file {relative.with_suffix('.py')} (or package {relative}/) "
-        f"next to {config.path.name}; hookjail loads handlers from files beside the config"
+        (
+            "general_settings.custom_sso",
+            f"no file {relative.with_suffix('.py')} (or package {relative}/) next to {config.path.name}; "
+            "hookjail loads handlers from files beside the config",
+        )
     )
     return None
 
 
-def _resolve_files(config: ProxyConfig, problems: list[str]) -> tuple[str, ...]:
+def _resolve_files(config: ProxyConfig, problems: list[_Problem]) -> tuple[str, ...]:
     resolved: list[str] = []
     for index, name in enumerate(config.hook_settings.files):
         candidate = (config.directory / name).resolve()
         if not candidate.exists():
-            problems.append(f"hook_settings.files[{index}]: {name} does not exist (relative to the config file)")
+            problems.append((f"hook_settings.files[{index}]", f"{name} does not exist (relative to the config file)"))
         resolved.append(str(candidate))
     return tuple(resolved)
 
@@ -323,28 +519,43 @@ def _dotted(path: Sequence[str | int]) -> str:
     return out
 
 
-def _join(source: str, problems: list[str]) -> str:
-    if len(problems) == 1:
-        return f"{source}: {problems[0]}"
-    return f"{source}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+def _error(source: str, problems: Sequence[_Problem]) -> ConfigError:
+    lines = [f"{key or '<top level>'}: {message}" for key, message in problems]
+    if len(lines) == 1:
+        text = f"{source}: {lines[0]}"
+    else:
+        text = f"{source}: {len(lines)} problems:\n" + "\n".join(f"  - {line}" for line in lines)
+    return ConfigError(text, keys=[key for key, _ in problems if key is not None])
 
 
-def _format_errors(exc: ValidationError, *, source: str, prefix: tuple[str, ...] = ()) -> str:
-    problems = []
+def _validation_problems(exc: ValidationError, *, prefix: tuple[str, ...] = ()) -> list[_Problem]:
+    problems: list[_Problem] = []
     for error in exc.errors():
         location = [part for part in (*prefix, *error["loc"]) if not _is_union_tag(part)]
         message = error["msg"]
+        given = error.get("input")
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _suggestion(tuple(location[:-1]), str(location[-1]))
         elif error["type"] == "missing":
-            message = "required key is missing"
-        elif "input" in error and error["type"] not in ("extra_forbidden",):
-            given = error["input"]
+            message = "required key is missing" + _misspelt_as(str(location[-1]), given)
+        elif error["type"] == "literal_error" and any(part in _ROLE_KEYS for part in location):
+            message = f"{given!r} is not a role; the valid roles are {', '.join(ROLES)}"
+        elif error["type"] == "list_type" and location and location[-1] in _ROLE_KEYS:
+            message = f"expected a list of roles (got {given!r}); the valid roles are {', '.join(ROLES)}"
+        elif "input" in error:
             printable = isinstance(given, str | int | float | bool) or given is None
             if printable and not (isinstance(given, float) and math.isnan(given)):
                 message = f"{message} (got {given!r})"
-        problems.append(f"{_dotted(location) or '<top level>'}: {message}")
-    return _join(source, problems)
+        problems.append((_dotted(location) or None, message))
+    return problems
+
+
+def _misspelt_as(missing: str, given: Any) -> str:
+    """``; is 'model_nme' a misspelling of it?`` when the mapping has a key close to the missing one."""
+    if not isinstance(given, dict):
+        return ""
+    match = difflib.get_close_matches(missing, [str(key) for key in given], n=1, cutoff=NEAR_MISS_CUTOFF)
+    return f"; is {match[0]!r} a misspelling of it?" if match else ""
 
 
 def _is_union_tag(part: str | int) -> bool:

@@ -7,6 +7,8 @@ ProxyError                base: the proxy cannot do what was asked
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = ("ConfigError", "ProxyError", "StartupError")
 
 
@@ -15,7 +17,19 @@ class ProxyError(Exception):
 
 
 class ConfigError(ProxyError):
-    """Raised when the configuration is invalid; the message names each offending key path."""
+    """Raised when the configuration is invalid; the message names each offending key path.
+
+    Attributes:
+        key: the key path at fault (``hook_settings.timeout``, ``general_settings.custom_sso``), the first one
+            when there are several; ``None`` when the error is about the file as a whole (unreadable, not YAML)
+            or the raiser did not name one.
+        keys: every key path at fault, in the order the message lists them.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, keys: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.keys: tuple[str, ...] = tuple(keys) if keys else ((key,) if key is not None else ())
+        self.key: str | None = key if key is not None else (self.keys[0] if self.keys else None)
 
 
 class StartupError(ProxyError):

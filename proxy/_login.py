@@ -2,6 +2,11 @@
 
 This is the only place where runner errors become HTTP statuses. Every failure ends with no session and no
 change to the user, a hook-run record naming the outcome, and a short reason plus the run id for the page.
+That reason is the proxy's own text for the outcome (naming at most a field): what a failing hook said (an
+exception's message, a traceback, its output) goes to the run record and the log, never to the browser. The one
+exception is a *denial*: a hook that raises ``sdk.Deny(reason)`` (the runner's ``Denial``) refuses the login on
+purpose, and its reason (capped by the runner at 300 characters, HTML-escaped by the page) is what the user
+reads, with a 403 and the outcome ``denied``, the reason being the run's error.
 
 Order, so that no hook output gets past ``hook_settings.policy``:
 
@@ -25,7 +30,9 @@ Order, so that no hook output gets past ``hook_settings.policy``:
 
 With ``on_failure: idp_defaults`` a failed or invalid hook run is replaced by LiteLLM's defaults (a view-only
 user, no models, no budget), which then go through steps 3 to 5 like any other values; the run keeps its
-failure outcome and is marked ``fallback=idp_defaults``. Policy and admin-only refusals are never replaced.
+failure outcome and is marked ``fallback=idp_defaults``. Policy and admin-only refusals are never replaced, and
+neither is a denial: ``Deny`` is the hook's decision about this user, not a failure of the hook, so falling
+back would log in exactly the user the hook refused (the fallback is for a broken hook, a denying one works).
 
 Hook-derived text (error messages, captured output, the values) is clipped before it is stored and escaped
 to one line before it is logged (:mod:`proxy._text`).
@@ -45,7 +52,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from runner import HookError
+from runner import HookDenied, HookError
 
 from ._config import ProxyConfig
 from ._db import Database, LoginRecord, RunRecord, StagedWrites, utcnow
@@ -75,6 +82,7 @@ _STATUS = {
     "error": 502,
     "invalid": 403,
     "refused": 403,
+    "denied": 403,
 }
 
 _REASONS = {
@@ -87,6 +95,7 @@ _REASONS = {
     "import_error": "The login hook is not available.",
     "sandbox": "The login hook's sandbox is not available.",
     "error": "The login hook failed.",
+    "denied": "The login hook refused this login.",  # only when the hook's Deny gave no reason
 }
 
 
@@ -202,7 +211,8 @@ class LoginService:
                 staged = attempt.host.staged if attempt.host is not None else None
             else:
                 outcome, error, reason = values_or_failure
-                if self.config.hook_settings.on_failure == "idp_defaults" and subject:
+                # a denial is the hook's decision, not a failure: never replaced by the IdP defaults
+                if outcome != "denied" and self.config.hook_settings.on_failure == "idp_defaults" and subject:
                     fallback, failure = "idp_defaults", (outcome, error)
                     values = idp_defaults(subject, email)
                     logger.warning("hook run %s failed (%s), using IdP defaults: %s", run_id, outcome, one_line(error))
@@ -303,6 +313,12 @@ class LoginService:
         )
         try:
             result = await self.hook.call(openid, run_id=attempt.run_id, host=attempt.host)
+        except HookDenied as exc:
+            attempt.duration_ms = exc.duration * 1000
+            attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
+            logger.info("hook run %s denied the login: %s", attempt.run_id, one_line(exc.reason))
+            # the hook's reason is meant for the user: the page shows it (escaped), the run records it
+            return exc.outcome, exc.reason, exc.reason.strip() or _REASONS["denied"]
         except HookError as exc:
             attempt.duration_ms = exc.duration * 1000
             attempt.stdout, attempt.stderr = exc.stdout, exc.stderr

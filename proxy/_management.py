@@ -147,7 +147,8 @@ class HookRunSummary(BaseModel):
     run_id: str = Field(description="the id the login's error page shows")
     started_at: datetime = Field(description="when the run started (UTC)")
     outcome: str = Field(
-        description='"ok", or how it failed: "raised", "timeout", "crashed", "limit", "invalid", "refused", ...'
+        description='"ok", or how it failed: "raised", "timeout", "crashed", "limit", "invalid", "refused", '
+        '"denied" (the hook refused the user on purpose with Deny; error is its reason), ...'
     )
     duration_ms: float = Field(description="how long the hook ran")
     http_status: int | None = Field(description="the login's answer: 303 for a login granted, else the error's")

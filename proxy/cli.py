@@ -1,6 +1,7 @@
 """The ``hookjail`` command.
 
-``hookjail --config config.yaml [...]`` serves the proxy (LiteLLM's muscle memory); subcommands:
+``hookjail --config config.yaml [...]`` (or ``hookjail serve --config config.yaml``) serves the proxy (LiteLLM's
+muscle memory); ``hookjail --version`` prints the version; subcommands:
 
 - ``hookjail check``: confine and import the hook, print the sandbox layers, run it once, print the values;
 - ``hookjail bench``: run the hook many times, print the latency distribution and a suggested timeout;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import logging
 import math
@@ -22,6 +24,7 @@ import signal
 import socket
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,7 +41,23 @@ from ._term import ProgressBar
 
 __all__ = ("main", "run")
 
-SUBCOMMANDS = ("check", "bench", "demo")
+SUBCOMMANDS = ("serve", "check", "bench", "demo")
+
+#: The usage of ``hookjail`` (and ``hookjail serve``): every command at a glance.
+USAGE = """hookjail [serve] --config PATH [options]
+       hookjail check --config PATH [options]
+       hookjail bench --config PATH [options]
+       hookjail demo [options]
+       hookjail --version"""
+
+_COMMANDS_HELP = """Serve the admin UI's SSO login from a LiteLLM config.yaml, running the custom SSO handler
+in a sandbox.
+
+commands:
+  [serve]  serve the login (the default: `hookjail --config config.yaml`, as with `litellm --config`)
+  check    run the hook once in the sandbox, print what it returned: 'hookjail check --help'
+  bench    run the hook many times, print its latency and a suggested timeout: 'hookjail bench --help'
+  demo     serve the bundled example behind a development identity provider: 'hookjail demo --help'"""
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -132,11 +151,28 @@ def _add_host_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def version() -> str:
+    """hookjail's version: the installed distribution's, else the ``pyproject.toml`` of this checkout."""
+    try:
+        return importlib.metadata.version("hookjail")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        with (Path(__file__).resolve().parents[1] / "pyproject.toml").open("rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
 def _serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookjail",
-        description="Serve the admin UI's SSO login, running the custom SSO handler in a sandbox. "
-        "Subcommands: 'hookjail check --help', 'hookjail bench --help', 'hookjail demo --help'.",
+        usage=USAGE,
+        description=_COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"hookjail {version()}", help="print the version and exit"
     )
     parser.add_argument("--config", required=True, metavar="PATH", help="LiteLLM-style config.yaml (required)")
     parser.add_argument(
@@ -160,7 +196,7 @@ def _check_parser() -> argparse.ArgumentParser:
         prog="hookjail check",
         description="Confine and import the hook, print the active sandbox layers, run it once on a sample "
         "(or given) OpenID, and print the validated values. Exits 0 if the outcome is ok, 1 if the hook "
-        "failed or its values were refused, 2 on a usage or configuration error.",
+        "failed, denied the user (raise Deny) or its values were refused, 2 on a usage or configuration error.",
     )
     parser.add_argument("--config", required=True, metavar="PATH", help="LiteLLM-style config.yaml (required)")
     _add_openid_flags(parser)
@@ -282,18 +318,31 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage or configuration error)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     commands: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
+        "serve": (_serve_parser, _serve),
         "check": (_check_parser, _check),
         "bench": (_bench_parser, _bench),
         "demo": (_demo_parser, _demo),
     }
+    if arguments and arguments[0] in commands:
+        parser, command = commands[arguments[0]]
+        arguments = arguments[1:]
+    else:  # `hookjail --config config.yaml`, as LiteLLM users type it
+        parser, command = commands["serve"]
+    args = parser().parse_args(arguments)
     try:
-        if arguments and arguments[0] in commands:
-            parser, command = commands[arguments[0]]
-            return command(parser().parse_args(arguments[1:]))
-        return _serve(_serve_parser().parse_args(arguments))
+        return command(args)
     except ConfigError as exc:
+        return _config_error(exc, as_json=getattr(args, "json", False))
+
+
+def _config_error(exc: ConfigError, *, as_json: bool) -> int:
+    """Print a configuration error (``--json``: as one JSON object on stdout, like a report); returns 2."""
+    if as_json:
+        error = {"outcome": "config_error", "error": str(exc), "key": exc.key, "keys": list(exc.keys)}
+        print(json.dumps(error), flush=True)
+    else:
         print(f"hookjail: configuration error: {exc}", file=sys.stderr)
-        return 2
+    return 2
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 A handler receives the user's :class:`OpenID` and returns :class:`SSOUserDefinedValues`. During the call it
 may ask the proxy about users and teams with :func:`user_info`, :func:`team_info`, :func:`new_user` and
 :func:`add_new_member` (each needs the operator's grant in ``hook_settings.permissions``; only ``user_info``
-is granted by default). Test a hook through the real sandbox with :mod:`sdk.testing`.
+is granted by default). To refuse a login on purpose, with a reason the user reads on the error page, raise
+:class:`Deny`. Test a hook through the real sandbox with :mod:`sdk.testing`.
 
 Example:
     >>> from sdk import OpenID, SSOUserDefinedValues, LitellmUserRoles, hook
@@ -21,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+from ._deny import Deny as Deny
 from ._errors import ConflictError as ConflictError
 from ._errors import HostUnavailableError as HostUnavailableError
 from ._errors import InvalidRequestError as InvalidRequestError
@@ -47,6 +49,7 @@ from ._values import validate_values as validate_values
 
 __all__ = (
     "ConflictError",
+    "Deny",
     "HostUnavailableError",
     "InvalidRequestError",
     "LitellmUserRoles",

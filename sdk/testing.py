@@ -15,7 +15,15 @@ Example:
     'proxy_admin'
 
 A failing hook raises the runner's error (:class:`runner.HookRaised`, :class:`runner.HookTimeout`, ...);
-values the proxy would refuse raise :class:`ValuesInvalid`.
+values the proxy would refuse raise :class:`ValuesInvalid`. A hook that refuses the user on purpose
+(``raise Deny(reason)``) raises :class:`HookDenied` (``outcome`` "denied"), whose ``.reason`` is the text the
+login's 403 page would show — distinct from :class:`runner.HookRaised`, whose text the user never sees:
+
+    >>> from sdk.testing import HookDenied
+    >>> with pytest.raises(HookDenied) as denied:  # doctest: +SKIP
+    ...     run_hook_sync("custom_sso.py:custom_sso_handler", {"id": "zed", "email": "zed@elsewhere.org"})
+    >>> denied.value.reason  # doctest: +SKIP
+    'zed@elsewhere.org is not on the allowlist — ask #it-help'
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner import HookRunner, HookSpec, HostHandler, Limits, Sandbox
+from runner import HookDenied, HookRunner, HookSpec, HostHandler, Limits, Sandbox
 
 from ._fakehost import FakeHost, RecordedCall
 from ._hostapi import TeamRecord, UserRecord
@@ -40,6 +48,7 @@ __all__ = (
     "ADAPTER",
     "SAMPLE_OPENID",
     "FakeHost",
+    "HookDenied",
     "RecordedCall",
     "RunResult",
     "TeamRecord",
@@ -132,6 +141,8 @@ async def run_hook(
         The run's :class:`RunResult`; ``.value`` holds the validated values.
 
     Raises:
+        HookDenied: the hook refused the user on purpose (``raise Deny(reason)``); ``.reason`` is the text the
+            user would read on the login's 403 page, ``.outcome`` is "denied".
         runner.HookError: the hook failed (raised, timed out, hit a limit, did not import, ...).
         ValuesInvalid: the hook returned values the proxy would refuse (``.field`` names the key).
     """

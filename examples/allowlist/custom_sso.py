@@ -1,22 +1,21 @@
 """Allowlist and denylist from ``access.csv`` beside this file (granted to the hook by ``hook_settings.files``).
 
 The file is read at each login, so edits apply without a restart. A refused user gets a clear reason on the
-login error page; so does anyone when the file is unreadable or malformed (fail closed).
+login error page (``raise Deny(...)``: HTTP 403, outcome ``denied``); so does anyone when the file is unreadable
+or malformed (fail closed: the detail goes to stderr, kept in the run record for the operator, not to the user).
+A denial is a decision, so even ``on_failure: idp_defaults`` does not let a refused user in.
 """
 
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdk import LitellmUserRoles, OpenID, SSOUserDefinedValues, hook
+from sdk import Deny, LitellmUserRoles, OpenID, SSOUserDefinedValues, hook
 
 ACCESS_FILE = Path(__file__).with_name("access.csv")
-
-
-class AccessDenied(Exception):
-    """Raised when the access list refuses the user (its message is shown on the login error page)."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,17 @@ def match(rules: dict[str, Rule], email: str) -> Rule | None:
 @hook
 async def custom_sso_handler(userIDPInfo: OpenID) -> SSOUserDefinedValues:
     if not userIDPInfo.id or not userIDPInfo.email:
-        raise AccessDenied("this proxy needs an email address from your identity provider")
-    rule = match(load_rules(), userIDPInfo.email)
+        raise Deny("This proxy needs an email address from your identity provider; ask your administrator.")
+    try:
+        rules = load_rules()
+    except Exception as exc:
+        print(f"access list unusable: {type(exc).__name__}: {exc}", file=sys.stderr)  # for the operator
+        raise Deny("This proxy's access list cannot be read right now; ask your administrator.") from None
+    rule = match(rules, userIDPInfo.email)
     if rule is None:
-        raise AccessDenied(f"{userIDPInfo.email} is not on this proxy's access list")
+        raise Deny(f"{userIDPInfo.email} is not on this proxy's access list; ask your administrator to add you.")
     if not rule.allow:
-        raise AccessDenied(f"{userIDPInfo.email} is not allowed to use this proxy (rule {rule.pattern})")
+        raise Deny(f"{userIDPInfo.email} is not allowed to use this proxy (rule {rule.pattern}).")
     return SSOUserDefinedValues(
         models=list(rule.models),
         user_id=userIDPInfo.id,

@@ -257,3 +257,24 @@ def custom_sso_handler(userIDPInfo):
         assert raw not in result.stdout, repr(raw)
     assert not any(line.startswith("outcome: ok") for line in result.stdout.splitlines())
     assert "first: RuntimeError: \\x1b[2J\\x1b]52;c;ZXZpbA==\\x07 outcome: ok \\u202e" in result.stdout
+
+
+DENYING_HOOK = """
+from sdk import Deny
+
+def custom_sso_handler(userIDPInfo):
+    raise Deny("Your account is not on the allowlist — ask #it-help")
+"""
+
+
+def test_denials_are_counted_apart_with_their_reason(tmp_path: Path) -> None:
+    config = write_config(tmp_path, DENYING_HOOK)
+    code, report = hookjail_json("bench", "--config", config, "-n", "6", "--concurrency", "2")
+    assert code == 1
+    check_figures(report, 6)
+    assert (report["outcomes"]["denied"], report["outcomes"]["raised"]) == (6, 0)
+    assert report["errors"] == {"denied": "Your account is not on the allowlist — ask #it-help"}
+    result = hookjail("bench", "--config", config, "-n", "3")
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if line.strip().startswith("denied"))
+    assert "first: Your account is not on the allowlist — ask #it-help" in line

@@ -232,3 +232,91 @@ def test_bytes_in_models_name_the_model_and_the_report_stays_json(tmp_path: Path
     report = CheckReport(outcome=verdict.outcome, values=verdict.values, error=verdict.error)
     json.dumps(report.as_dict(), allow_nan=False)
     assert '"max_budget": "<float: nan>"' in report.as_text()
+
+
+#: Refuses the user on purpose; the reason carries terminal escapes and a forged report line.
+DENYING_HOOK = r"""
+from sdk import Deny
+
+def custom_sso_handler(userIDPInfo):
+    print("checked", userIDPInfo.email)
+    if userIDPInfo.email == "mallory@example.com":
+        raise Deny("\x1b[2Jnot on the allowlist\noutcome: ok")
+    raise Deny("Your account is not on the allowlist — ask #it-help")
+"""
+
+
+def test_denying_hook_is_reported_as_denied_with_its_reason(tmp_path: Path) -> None:
+    config = write_config(tmp_path, DENYING_HOOK)
+    code, report = hookjail_json("check", "--config", config)
+    assert code == 1
+    assert set(report) == CONTRACT
+    assert report["outcome"] == "denied"
+    assert report["error"] == "Your account is not on the allowlist — ask #it-help"  # the reason, as a user reads it
+    assert report["values"] is None
+    assert report["run_id"]
+    assert "checked check-user@example.com" in report["stdout"]
+    result = hookjail("check", "--config", config)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert "outcome:  denied" in lines
+    assert "reason:   Your account is not on the allowlist — ask #it-help" in lines
+    assert any("HTTP 403" in line for line in lines)
+    assert not any(line.startswith("error:") for line in lines)
+    assert "traceback:" not in lines
+
+
+def test_a_denials_reason_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    config = write_config(tmp_path, DENYING_HOOK)
+    result = hookjail("check", "--config", config, "--openid", '{"id": "mal", "email": "mallory@example.com"}')
+    assert result.returncode == 1, result.stderr
+    report_lines_are_the_reports_own(result.stdout, "denied")
+    assert "reason:   \\x1b[2Jnot on the allowlist" in result.stdout
+    assert "  | outcome: ok" in result.stdout
+
+
+def test_denied_report_as_text_and_dict() -> None:
+    report = CheckReport(outcome="denied", error="ask #it-help", run_id="r1")
+    assert report.as_dict()["error"] == "ask #it-help"
+    assert not report.ok
+    assert "reason:   ask #it-help" in report.as_text().splitlines()
+
+
+# --- configuration errors with --json ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["check", "bench"])
+def test_check_json_prints_config_errors_as_json(tmp_path: Path, command: str) -> None:
+    config = write_config(tmp_path, ECHO_HOOK, hook_settings={"timout": 3})
+    code, report = hookjail_json(command, "--config", config)
+    assert code == 2
+    assert report == {
+        "outcome": "config_error",
+        "error": "config.yaml: hook_settings.timout: unknown key; did you mean 'timeout'?",
+        "key": "hook_settings.timout",
+        "keys": ["hook_settings.timout"],
+    }
+
+
+def test_check_json_config_error_lists_every_key(tmp_path: Path) -> None:
+    config = write_config(tmp_path, ECHO_HOOK, hook_settings={"memory_mb": 0, "policy": {"allowed_roles": ["boss"]}})
+    config.write_text(config.read_text().replace("hook_settings:", "hook_setings: {}\nhook_settings:"))
+    code, report = hookjail_json("check", "--config", config)
+    assert code == 2
+    assert report["outcome"] == "config_error"
+    assert report["key"] == "hook_setings"  # a near miss of a key hookjail reads: an error, not an ignored key
+    assert report["keys"] == ["hook_setings"]
+    config.write_text(config.read_text().replace("hook_setings: {}\n", ""))
+    code, report = hookjail_json("check", "--config", config)
+    assert code == 2
+    assert report["keys"] == ["hook_settings.memory_mb", "hook_settings.policy.allowed_roles[0]"]
+    assert "'boss' is not a role; the valid roles are proxy_admin," in report["error"]
+
+
+def test_config_errors_without_json_stay_text_on_stderr(tmp_path: Path) -> None:
+    result = hookjail("check", "--config", write_config(tmp_path, ECHO_HOOK, hook_settings={"timout": 3}))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "hookjail: configuration error: config.yaml: hook_settings.timout: unknown key; did you mean 'timeout'?\n"
+    )

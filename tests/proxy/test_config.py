@@ -259,3 +259,158 @@ def test_cli_help_documents_every_flag() -> None:
     ):
         assert flag in result.stdout
     assert "default: 4000" in result.stdout
+
+
+# --- precise errors: "did you mean", near misses of the keys hookjail reads, roles ------------------------------
+
+
+def test_unknown_hook_setting_suggests_the_close_key(tmp_path: Path) -> None:
+    text = SEED_CONFIG + "hook_settings:\n  timout: 3\n  policy:\n    max_budgt: 1\n"
+    message = config_error(write(tmp_path, text))
+    assert "hook_settings.timout: unknown key; did you mean 'timeout'?" in message
+    assert "hook_settings.policy.max_budgt: unknown key; did you mean 'max_budget'?" in message
+
+
+def test_unknown_hook_setting_without_a_close_key_lists_the_keys_it_takes(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, SEED_CONFIG + "hook_settings:\n  policy:\n    xyzzy: 1\n"))
+    assert "hook_settings.policy.xyzzy: unknown key; hook_settings.policy takes: allowed_roles, max_budget" in message
+
+
+def test_a_setting_in_the_wrong_hook_block_names_where_it_belongs(tmp_path: Path) -> None:
+    text = SEED_CONFIG + "hook_settings:\n  allowed_roles: [team]\n  policy:\n    timeout: 2\n"
+    message = config_error(write(tmp_path, text))
+    assert "hook_settings.allowed_roles: unknown key; did you mean 'policy.allowed_roles'?" in message
+    assert "hook_settings.policy.timeout: unknown key; did you mean 'hook_settings.timeout'?" in message
+
+
+def test_misspelled_top_level_hook_settings_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
+    # LiteLLM ignores unknown top-level keys: accepted silently, the policy below would not apply
+    text = SEED_CONFIG + "hook_setings:\n  policy:\n    allowed_roles: [internal_user_viewer]\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), {})
+    assert "hook_setings: unknown key; did you mean 'hook_settings'?" in str(caught.value)
+    assert caught.value.key == "hook_setings"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "meant"),
+    [
+        ("general_setting:\n  custom_sso: custom_sso.custom_sso_handler\n", "general_setting", "'general_settings'"),
+        (SEED_CONFIG + "  custom_ssso: custom_sso.other\n", "general_settings.custom_ssso", "'custom_sso'"),
+        (SEED_CONFIG + "  Master_Key: sk-1\n", "general_settings.Master_Key", "'master_key'"),
+        (SEED_CONFIG + "  ui_acess_mode: admin_only\n", "general_settings.ui_acess_mode", "'ui_access_mode'"),
+        (SEED_CONFIG + "Hook_Settings:\n  timeout: 1\n", "Hook_Settings", "'hook_settings'"),
+        (SEED_CONFIG + "model_lists: []\n", "model_lists", "'model_list'"),
+    ],
+)
+def test_near_miss_of_a_key_hookjail_reads_is_an_error_with_a_suggestion(
+    tmp_path: Path, text: str, key: str, meant: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), {})
+    assert f"{key}: unknown key; did you mean {meant}?" in str(caught.value)
+    assert caught.value.key == key
+
+
+def test_a_general_setting_at_the_top_level_names_where_it_belongs(tmp_path: Path) -> None:
+    text = "custom_sso: custom_sso.custom_sso_handler\ngeneral_settings:\n  hook_settings: {timeout: 1}\n"
+    message = config_error(write(tmp_path, text))
+    assert "custom_sso: unknown key; did you mean 'general_settings.custom_sso'?" in message
+    assert "general_settings.hook_settings: unknown key; did you mean a top-level 'hook_settings'?" in message
+
+
+LITELLM_CONFIG = """
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/OPENAI_API_KEY}
+    model_info: {mode: chat}
+litellm_settings: {drop_params: true, callbacks: [otel]}
+router_settings: {routing_strategy: simple-shuffle}
+environment_variables: {REDIS_HOST: localhost}
+callback_settings: {otel: {message_logging: false}}
+guardrails: []
+credential_list: []
+mcp_servers: {}
+files_settings: []
+finetune_settings: []
+vector_store_registry: []
+include: []
+router_setings: {}
+my_company_notes: anything
+general_settings:
+  custom_sso: custom_sso.custom_sso_handler
+  master_key: os.environ/LITELLM_MASTER_KEY
+  database_url: os.environ/DATABASE_URL
+  ui_access_mode: admin_only
+  custom_auth: auth.user_api_key_auth
+  custom_key_generate: keys.generate
+  custom_ui_sso_sign_in_handler: ui.handler
+  alerting: [slack]
+  alertin: [slack]
+  proxy_batch_write_at: 60
+  database_connection_pool_limit: 10
+  database_connection_timeout: 60
+  allowed_routes: [/chat/completions]
+  enable_jwt_auth: true
+  store_model_in_db: true
+  disable_master_key_return: true
+  litellm_key_header_name: X-Key
+  pass_through_endpoints: []
+"""
+
+
+def test_litellm_keys_we_do_not_read_are_still_accepted(tmp_path: Path) -> None:
+    # LiteLLM's own keys, however close to ours, and typos closer to a LiteLLM key than to ours (router_setings,
+    # alertin) are LiteLLM's business: accepted and listed as ignored, their os.environ references unresolved
+    config = load_config(write(tmp_path, LITELLM_CONFIG), {})
+    assert config.general_settings.ui_access_mode == "admin_only"
+    for key in (
+        "router_settings",
+        "callback_settings",
+        "files_settings",
+        "router_setings",
+        "my_company_notes",
+        "general_settings.custom_auth",
+        "general_settings.custom_ui_sso_sign_in_handler",
+        "general_settings.alertin",
+        "general_settings.database_connection_pool_limit",
+        "general_settings.litellm_key_header_name",
+    ):
+        assert key in config.ignored
+
+
+def test_invalid_role_lists_the_valid_roles(tmp_path: Path) -> None:
+    text = SEED_CONFIG + "hook_settings:\n  policy:\n    allowed_roles: [internal_user, admin]\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), {})
+    message = str(caught.value)
+    assert "hook_settings.policy.allowed_roles[1]: 'admin' is not a role; the valid roles are " in message
+    assert message.endswith(
+        "proxy_admin, proxy_admin_viewer, org_admin, internal_user, internal_user_viewer, team, customer"
+    )
+    assert caught.value.key == "hook_settings.policy.allowed_roles[1]"
+
+
+def test_roles_given_as_one_string_list_the_valid_roles(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, SEED_CONFIG + "hook_settings:\n  policy:\n    allowed_roles: team\n"))
+    assert "hook_settings.policy.allowed_roles: expected a list of roles (got 'team'); the valid roles are" in message
+    assert "internal_user_viewer" in message
+
+
+def test_config_error_carries_every_key_path(tmp_path: Path) -> None:
+    text = SEED_CONFIG + "hook_settings:\n  timeout: 0\n  env:\n    A: os.environ/UNSET\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), {})
+    assert caught.value.keys == ("hook_settings.env.A",)  # env references are checked before the values
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, SEED_CONFIG + "hook_settings:\n  timeout: 0\n  memory_mb: 0\n"), {})
+    assert caught.value.key == "hook_settings.timeout"
+    assert caught.value.keys == ("hook_settings.timeout", "hook_settings.memory_mb")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "- a list\n"), {})
+    assert (caught.value.key, caught.value.keys) == (None, ())
+
+
+def test_missing_model_name_points_at_a_misspelling(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, "model_list:\n  - model_nme: gpt-4o\n    model_info: {}\n", hook=False))
+    assert "model_list[0].model_name: required key is missing; is 'model_nme' a misspelling of it?" in message

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import HookImportError, HookRaised, HookTimeout, Limits, Sandbox
-from sdk import ValuesInvalid
-from sdk.testing import FakeHost, hook_spec, run_hook, run_hook_sync
+from runner import Denial, HookImportError, HookRaised, HookTimeout, Limits, Sandbox
+from sdk import Deny, ValuesInvalid
+from sdk.testing import FakeHost, HookDenied, hook_spec, run_hook, run_hook_sync
 
 from .conftest import HOOKS, hook
 from .hooks.values import returns_good_values
@@ -128,3 +128,42 @@ def test_sync_wrapper_runs_the_hook() -> None:
     host = FakeHost()
     result = run_hook_sync(hook("values", "returns_good_values"), USER, host=host)
     assert result.value["user_id"] == "alice"
+
+
+DENIER = """
+from sdk import Deny
+
+class NotListed(Deny):
+    pass
+
+def handler(user):
+    print("checking", user.email)
+    if user.id == "sub":
+        raise NotListed(f"{user.email} is not listed")
+    raise Deny(f"{user.email} is not on the allowlist — ask #it-help")
+"""
+
+
+def test_deny_is_the_runners_denial() -> None:
+    assert issubclass(Deny, Denial)
+    assert Deny("ask #it-help").reason == "ask #it-help"
+    assert Deny.__doc__ is not None
+    assert "403" in Deny.__doc__
+
+
+async def test_a_denial_raises_hook_denied_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "hook.py").write_text(textwrap.dedent(DENIER))
+    with pytest.raises(HookDenied) as denied:
+        await run_hook(f"{tmp_path / 'hook.py'}:handler", USER)
+    assert not isinstance(denied.value, HookRaised)
+    assert denied.value.outcome == "denied"
+    assert denied.value.reason == "alice@example.com is not on the allowlist — ask #it-help"
+    assert denied.value.stdout == "checking alice@example.com\n"
+    assert denied.value.run_id
+
+
+def test_a_subclass_of_deny_denies_too_in_the_sync_wrapper(tmp_path: Path) -> None:
+    (tmp_path / "hook.py").write_text(textwrap.dedent(DENIER))
+    with pytest.raises(HookDenied) as denied:
+        run_hook_sync(f"{tmp_path / 'hook.py'}:handler", {"id": "sub", "email": "sub@example.com"})
+    assert denied.value.reason == "sub@example.com is not listed"

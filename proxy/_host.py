@@ -64,6 +64,8 @@ MAX_STAGED_ROWS = 1000
 MAX_RECORDED_CALLS = 200
 #: Arguments longer than this (as JSON) are recorded cut short.
 _MAX_RECORDED_ARGS = 1024
+#: Arguments larger than this (msgpack) are not even turned into JSON to be cut short.
+_MAX_MEASURED_ARGS = 64 * 1024
 _encoder = msgspec.msgpack.Encoder()
 
 
@@ -189,6 +191,9 @@ class LoginHost:
             runner checks it too; checking here records which call it was).
         max_staged_rows: the most users and memberships the login's host calls may create.
         policy: ``hook_settings.policy``; the users ``new_user`` creates must obey it (``PermissionError``).
+        reserved_user_ids: user ids a hook may not create (``PROXY_ADMIN_ID``): identity rules key on the
+            identity provider's claims, so no hook makes the admin's account.
+        allowed_email_domains: ``ALLOWED_EMAIL_DOMAINS``: the users a hook creates or adds must be in them.
         model_names: the ``model_name`` of every ``model_list`` entry (for ``policy.models_must_exist``).
 
     Attributes:
@@ -208,7 +213,11 @@ class LoginHost:
         max_staged_rows: int = MAX_STAGED_ROWS,
         policy: HookPolicy | None = None,
         model_names: Set[str] = frozenset(),
+        reserved_user_ids: Set[str] = frozenset(),
+        allowed_email_domains: Set[str] = frozenset(),
     ) -> None:
+        self.reserved_user_ids = frozenset(reserved_user_ids)
+        self.allowed_email_domains = frozenset(allowed_email_domains)
         self.grants = frozenset(grants)
         self.policy = policy
         self.model_names = frozenset(model_names)
@@ -278,6 +287,7 @@ class LoginHost:
             elif isinstance(parsed, TeamInfoArgs):
                 result = await _directory.team_info(rows, parsed.team_id)
             elif isinstance(parsed, NewUserArgs):
+                self._check_identity(method, parsed.user_id, parsed.user_email)
                 self._check_policy(
                     "new_user", parsed.user_role or _directory.DEFAULT_USER_ROLE, parsed.max_budget, parsed.models
                 )
@@ -288,9 +298,19 @@ class LoginHost:
                 # applies to them too, checked before anything is staged.
                 for member in parsed.members:
                     if not await _directory.member_exists(rows, member):
+                        self._check_identity(method, member.user_id, member.user_email)
                         self._check_policy("add_new_member", _directory.DEFAULT_MEMBER_ROLE, None, [])
                 result = await _directory.add_members(rows, parsed)
         return dump_result(method, result)
+
+    def _check_identity(self, method: str, user_id: str | None, email: str | None) -> None:
+        """The identity rules a login's values obey apply to the users a hook creates too."""
+        if user_id is not None and user_id in self.reserved_user_ids:
+            raise PermissionError(f"{method}: user_id {user_id!r} is PROXY_ADMIN_ID; a hook may not create it")
+        if self.allowed_email_domains and email is not None:
+            domain = email.rpartition("@")[2].lower()
+            if domain not in self.allowed_email_domains:
+                raise PermissionError(f"{method}: {email!r} is not in ALLOWED_EMAIL_DOMAINS")
 
     def _check_policy(self, method: str, role: str, max_budget: float | None, models: Sequence[str]) -> None:
         """``hook_settings.policy`` applies to the users a hook creates as to the values it returns."""
@@ -312,7 +332,14 @@ class LoginHost:
 
 
 def _recorded_args(args: Any) -> Any:
-    """The arguments as recorded: JSON data, cut short when long."""
+    """The arguments as recorded: JSON data, cut short when long (measured first: a hook's megabyte of
+    arguments is never turned into JSON on the event loop)."""
+    try:
+        size = len(_encoder.encode(args))
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        size = 0
+    if size > _MAX_MEASURED_ARGS:
+        return f"<{size} bytes of arguments, not recorded>"
     try:
         encoded = json.dumps(args, allow_nan=False, default=_not_json, separators=(",", ":"))
     except (ValueError, RecursionError):

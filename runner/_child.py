@@ -90,6 +90,9 @@ def apply_limits(config: Configure, vm_bytes: int) -> None:
     # Per-user quotas the kernel counts across the host: a call may queue a few signals, no message queues.
     limit(resource.RLIMIT_SIGPENDING, _SIGPENDING)
     limit(resource.RLIMIT_MSGQUEUE, 0)
+    # Threads are tasks too: counted per user namespace (this worker's), they cannot run the host out of pids.
+    if config.max_tasks:
+        limit(resource.RLIMIT_NPROC, config.max_tasks)
 
 
 def _excerpt(exc: BaseException) -> str:

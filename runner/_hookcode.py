@@ -120,17 +120,41 @@ def compile_hook(path: str) -> HookCode:
     return HookCode(name, main, search_dir, package_dir, codes, tuple(dict.fromkeys(imports)))
 
 
-def preimport(hook: HookCode) -> list[str]:
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return os.path.realpath(path).startswith(tuple(os.path.join(root, "") for root in roots))
+
+
+def _trusted(spec: importlib.machinery.ModuleSpec | None, trusted: tuple[str, ...]) -> bool:
+    """Whether importing ``spec`` runs only code the operator installed: a built-in or frozen module, a module
+    (a package: every directory of it) under a ``trusted`` directory, or one made by a loader that is itself
+    defined there (the sdk's LiteLLM stand-ins)."""
+    if spec is None:
+        return False
+    if spec.origin in ("built-in", "frozen"):
+        return True
+    places = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.has_location and spec.origin else [])
+    if places:
+        return all(_under(place, trusted) for place in places)
+    loader_file = getattr(sys.modules.get(type(spec.loader).__module__), "__file__", None)
+    return loader_file is not None and _under(loader_file, trusted)
+
+
+def preimport(hook: HookCode, trusted: tuple[str, ...]) -> list[str]:
     """Import, in the calling process (the template), the installed modules the hook names.
 
-    A module is skipped when the hook's own directory (or package) provides its top-level name, when it is
-    one of a few standard modules whose import has visible effects, or when importing it fails for any
-    reason (the child then imports it itself and reports the error as the hook's).
+    Only code the operator installed may run here: each dotted prefix of a name is looked up (which executes
+    nothing for a top-level name, and for a submodule only its parent, already checked and imported) and
+    imported only if it is built in or lives under a ``trusted`` directory (the Python installation, and
+    the runner's and sdk's own directories), never under the hook's own directory or its granted files. A
+    module is also skipped when the hook's own directory provides its top-level name, when it is one of a few
+    standard modules whose import has visible effects, or when importing it fails for any reason (the child
+    then imports it itself and reports the error as the hook's).
 
     Returns:
         The names that were imported.
     """
     local = [hook.search_dir] if hook.package_dir is None else [hook.search_dir, hook.package_dir]
+    trusted = tuple(os.path.realpath(root) for root in trusted)
     done: list[str] = []
     for name in hook.imports:
         top = name.partition(".")[0]
@@ -139,12 +163,18 @@ def preimport(hook: HookCode) -> list[str]:
         try:
             if importlib.machinery.PathFinder.find_spec(top, local) is not None:
                 continue  # the hook's own module of that name wins, as it will in the child
-            if "." in name and importlib.util.find_spec(name) is None:
-                continue  # ``from package import attribute``: not a submodule
-            importlib.import_module(name)
+            parts = name.split(".")
+            for end in range(1, len(parts) + 1):
+                prefix = ".".join(parts[:end])
+                if prefix in sys.modules:
+                    continue
+                if not _trusted(importlib.util.find_spec(prefix), trusted):
+                    break  # ``from package import attribute`` (no such submodule) ends here too
+                importlib.import_module(prefix)
+            else:
+                done.append(name)
         except BaseException:  # noqa: S112 - anything a failed import raises is the child's to report
             continue
-        done.append(name)
     return done
 
 

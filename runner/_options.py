@@ -49,6 +49,9 @@ class Limits:
         max_host_calls: host calls one call may make; one more stops the call (a limit).
         max_host_reply_bytes: the largest answer to one host call; a larger one stops the call (a limit).
         prefork: children forked ahead of time so that fork is off the critical path.
+        max_threads: threads a call may run, on average: the worker's calls together may run
+            ``max_threads * max_concurrency`` tasks (RLIMIT_NPROC, counted in the worker's user namespace),
+            so that no hook can run the host out of process ids.
         import_timeout: seconds the worker template may take to import the hook.
     """
 
@@ -63,6 +66,7 @@ class Limits:
     max_host_calls: int = 100
     max_host_reply_bytes: int = 1024 * 1024
     prefork: int = 2
+    max_threads: int = 32
     import_timeout: float = 30.0
 
     def __post_init__(self) -> None:
@@ -77,6 +81,7 @@ class Limits:
             "max_output_bytes",
             "max_frame_bytes",
             "max_host_reply_bytes",
+            "max_threads",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0):

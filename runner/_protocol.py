@@ -40,6 +40,8 @@ class Configure(msgspec.Struct, tag="configure", frozen=True):
     strict: bool = True
     sandbox: bool = True
     libraries: dict[str, str] = {}
+    trusted_paths: tuple[str, ...] = ()
+    max_tasks: int = 0
 
 
 class Spawn(msgspec.Struct, tag="spawn", frozen=True):

@@ -50,6 +50,10 @@ HostHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]
 # What the template's environment holds besides the operator's hook env: nothing of the parent's.
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 _RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
+#: The sdk's package directory, beside the runner's: the hook's ``import sdk`` is pre-imported from there.
+_SDK_DIR = os.path.join(os.path.dirname(_RUNNER_DIR), "sdk")
+#: Tasks of a worker that are not calls' threads: the template, its reaper, reserve children and slack.
+_TEMPLATE_TASKS = 16
 
 
 def _python_paths() -> list[str]:
@@ -197,6 +201,8 @@ class HookRunner:
             strict=self.sandbox.strict,
             sandbox=self.sandbox.enabled,
             libraries=_libraries() if self.sandbox.enabled else {},
+            trusted_paths=(*_python_paths(), _RUNNER_DIR, _SDK_DIR),
+            max_tasks=self.limits.max_threads * self.limits.max_concurrency + _TEMPLATE_TASKS,
         )
 
     async def _new_template(self) -> Template:
@@ -387,6 +393,8 @@ class _ChildLost(Exception):
     """The child's template died under it: the call may be run again on the restarted template."""
 
 
+#: What one call may send the parent in all, in units of ``Limits.max_frame_bytes`` (its result is one).
+_CHANNEL_FRAMES = 4
 #: Attempts of one call whose child is lost with its template each time, before the call fails.
 _MAX_ATTEMPTS = 3
 #: Caps on the strings a worker reports (the child's own code caps them too, but hook code can forge frames).
@@ -454,11 +462,19 @@ class _Run:
             await loop.sock_sendall(child.channel, runner._encoder.encode(call))
         decoder: FrameDecoder[Any] = FrameDecoder(FromChild, runner.limits.max_frame_bytes)
         started = False
+        budget = _CHANNEL_FRAMES * runner.limits.max_frame_bytes
         while True:
             try:
                 data = await loop.sock_recv(child.channel, 1 << 18)
             except ConnectionError:  # reset: the child died with our data unread
                 data = b""
+            budget -= len(data)
+            if budget < 0:
+                # Decoding is the parent's CPU: host calls with megabytes of arguments, a hundred times over,
+                # held the proxy's event loop for seconds. A call gets a few frames' worth in all.
+                raise HookLimitExceeded(
+                    f"the hook sent more than {_CHANNEL_FRAMES} frames' worth of data to the proxy", limit="channel"
+                )
             if not data:
                 error = await self._no_answer(child, decoder.pending)
                 if error is None:

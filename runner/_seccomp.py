@@ -16,7 +16,8 @@ call that CPython, glibc and C extensions may make, and would break hooks in way
   no ``TIOCSTI``/``TIOCLINUX`` on a terminal; and no sockets but IPv4/IPv6 (a unix socket reaches past the
   network namespace to any listener on the filesystem; ``socketpair`` stays allowed, asyncio needs it).
 * the **child filter** (:func:`build_child_filter`), stacked on it in each forked child: no process creation
-  (``fork``, ``vfork``, ``clone`` without ``CLONE_THREAD``), threads keep working; and nothing a call could
+  (``fork``, ``vfork``, ``clone`` without ``CLONE_THREAD``), threads keep working; no ``memfd_create`` or
+  ``memfd_secret`` (memory that no rlimit counts); and nothing a call could
   leave behind that its template cannot list or delete: no ``umask`` that masks any of the owner's bits
   ``0o700`` (glibc's ``umask()`` then returns ``(mode_t)-1`` without setting ``errno``, so ``os.umask``
   raises an ``OSError`` carrying whatever ``errno`` held before, often 0; ``umask(0)``, ``umask(0o022)``
@@ -200,6 +201,7 @@ _DENIED_BY_NUMBER = {
     "setxattrat": 463,
     "removexattrat": 466,
     "file_setattr": 469,
+    "memfd_secret": 447,
 }
 
 
@@ -262,6 +264,10 @@ def build_child_filter() -> pyseccomp.SyscallFilter:
     _deny(flt, "fork")  # absent on aarch64: libseccomp ignores rules for calls an architecture lacks
     _deny(flt, "vfork")
     _deny(flt, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, _CLONE_THREAD, 0))
+    # Memory no rlimit counts: memfd pages are neither mapped (RLIMIT_AS) nor, unmapped, blamed on the hook by
+    # the OOM killer; 57 of them at the 8 MiB file-size limit held 456 MiB per call.
+    _deny(flt, "memfd_create")
+    _deny(flt, "memfd_secret")
     # The template deletes each call's temp dir after it, with no capability left to bypass permissions: a
     # directory without r, w or x for its owner (mkdir(path, 0) did it) would stay behind, and chmod is denied.
     # A umask may not strip those bits either (one that masks any owner bit is refused; the kernel only uses the

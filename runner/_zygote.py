@@ -235,7 +235,7 @@ def _prepare(
         message = _hookcode.describe_import_error(exc, config.path)
         control.send(ImportFailed(type_name=type(exc).__name__, message=message))
         return None
-    preimported = _hookcode.preimport(hook)
+    preimported = _hookcode.preimport(hook, config.trusted_paths)
     threads = len(os.listdir(tasks_fd)) - 1
     if threads:
         # Forking a process with running threads deadlocks children on inherited locks.
@@ -268,6 +268,9 @@ def main(control_fd: int, parent_pid: int) -> None:
         os._exit(2)
     # Opened before confinement: Landlock would refuse /proc later, an fd already open keeps working.
     statm_fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    # When memory runs out, the kernel is to kill a worker (inherited by every child), never the proxy.
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as oom:
+        oom.write("1000")
     tasks_fd = os.open("/proc/self/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _apply_template_limits(first)

@@ -360,3 +360,26 @@ async def test_deeply_nested_arguments_are_refused_not_a_crash(database: Databas
     with pytest.raises(Invalid):
         await host("new_user", {"user_id": "deep", "metadata": nested})
     assert host.calls[0]["outcome"] == "Invalid"
+
+
+async def test_cant_create_the_proxy_admins_account_through_new_user(database: Database) -> None:
+    host = LoginHost(database, ALL, reserved_user_ids={"admin-1"}, allowed_email_domains={"example.com"})
+    with pytest.raises(PermissionError, match="PROXY_ADMIN_ID"):
+        await host("new_user", {"user_id": "admin-1", "user_email": "x@example.com"})
+    assert not host.staged.users
+
+
+async def test_cant_create_users_outside_allowed_email_domains(database: Database) -> None:
+    host = LoginHost(database, ALL, allowed_email_domains={"example.com"})
+    with pytest.raises(PermissionError, match="ALLOWED_EMAIL_DOMAINS"):
+        await host("new_user", {"user_id": "eve", "user_email": "eve@evil.example"})
+    with pytest.raises(PermissionError, match="ALLOWED_EMAIL_DOMAINS"):
+        await host("add_new_member", {"team_id": "t1", "member": [{"user_email": "eve@evil.example"}]})
+    assert (await host("new_user", {"user_id": "bob", "user_email": "bob@example.com"}))["user_id"] == "bob"
+
+
+async def test_huge_arguments_are_not_recorded_whole(database: Database) -> None:
+    host = LoginHost(database, ["user_info"])
+    with pytest.raises(Invalid):
+        await host("user_info", {"user_id": "x", "padding": [0] * 200_000})
+    assert re.fullmatch(r"<2000\d\d bytes of arguments, not recorded>", host.calls[0]["args"])

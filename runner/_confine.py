@@ -1,7 +1,7 @@
 """Confinement of the zygote and of each child: the layers, in the order they must go on.
 
-:meth:`Confinement.prepare` runs once in the zygote, before the hook is imported (the hook's import-time code
-runs there), and confines the zygote itself:
+:meth:`Confinement.prepare` runs once in the zygote, before it compiles the hook and pre-imports what the hook
+names (no hook code ever runs there: its module body runs in each call's child), and confines the zygote itself:
 
 ==================  =================================================================================
 layer               what it stops
@@ -25,8 +25,8 @@ child before any hook code runs, costs about 0.2 ms: a second Landlock layer tha
 child's own temp dir only (and re-grants the read-only paths, see :meth:`Confinement.apply_child`), and a
 second seccomp filter that forbids creating processes.
 
-What this does not stop is written down in the README's "Security model": side channels, kernel bugs, CPU and
-memory use within the rlimits, and anything the hook did to the zygote's own Python state at import time.
+What this does not stop is written down in the README's "Security model": side channels and counters shared by
+a template's children, kernel bugs, CPU and memory use within the rlimits.
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ class NotOurChild(Exception):
 def child_pidfd(pid: int, template_pid: int) -> int | None:
     """A pidfd for ``pid`` once it is shown to be a child of the template; None if it already went.
 
-    The template's word is not trusted: a hook's import-time code runs inside it and could name any process
-    (the proxy itself) for the parent to SIGKILL at the call's end. The pidfd is opened first and checked
+    The template's word is not trusted: no hook code runs there, but were it ever subverted it could name any
+    process (the proxy itself) for the parent to SIGKILL at the call's end. The pidfd is opened first and checked
     alive after reading the parent pid, so the /proc entry read was that same process.
 
     Raises:
@@ -357,8 +357,8 @@ class Template:
             self._loop.remove_reader(self._output.fd)
 
     def _on_control(self) -> None:
-        # At most a batch per wake-up: the hook's import-time code runs in the template and could flood this
-        # socket; the loop must stay free for everything else (it calls again while data is waiting).
+        # At most a batch per wake-up: a subverted template could flood this socket; the loop must stay free
+        # for everything else (it calls again while data is waiting).
         for _ in range(_CONTROL_BATCH):
             if self._control is None:
                 return
@@ -374,8 +374,8 @@ class Template:
             try:
                 message = self._decoder.decode(data[4:])
             except msgspec.DecodeError:
-                # Children close this fd before running hook code, but the hook's import-time code runs in
-                # the template itself: garbage here means it tampered with the template.
+                # Children close this fd before running hook code, and no hook code runs in the template:
+                # garbage here means the template was subverted.
                 self._violation("it sent a malformed control frame")
                 return
             self._dispatch(message)

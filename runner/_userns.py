@@ -11,8 +11,8 @@ In its own mount namespace, the temp root gets a size-capped tmpfs of its own (:
 Its children are also born in a new PID namespace, whose first process is a small reaper started by
 :func:`start_reaper`: orphans are reparented to it rather than to the host's init, and it dies with the
 zygote (``PR_SET_PDEATHSIG``), which makes the kernel kill every process left in the namespace. So nothing
-the hook starts can outlive the zygote, not even a process its import-time code double-forked and
-``setsid``-ed (the zygote itself must be able to fork; its children cannot, see :mod:`runner._seccomp`).
+the worker starts can outlive the zygote (the zygote itself must be able to fork; its children, where all hook
+code runs, cannot: see :mod:`runner._seccomp`).
 
 Why the namespace maps the *caller's own* uid (``SANDBOX_ID <-> euid``): writing a one-line self-map needs no
 privilege, so the same code runs for a root and a non-root proxy. Mapping to another outer uid (say nobody)

@@ -7,12 +7,14 @@ and the OpenAPI docs at ``/docs``. The hook runner is started in the lifespan an
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -20,13 +22,17 @@ from fastapi_sso.sso.base import OpenID
 
 from runner import HookImportError, SandboxUnavailable
 
+from ._bodylimit import MAX_BODY_BYTES, BodyLimit
 from ._config import ProxyConfig, resolve_reference
 from ._db import Database, User, as_utc, normalize_url, utcnow
 from ._errors import ConfigError, StartupError
+from ._headers import install_security_headers
 from ._hook import HookService
-from ._login import LoginFailed, LoginService
-from ._management import install_error_handlers, management_router
+from ._login import ADMIN_ROLES, LoginFailed, LoginService
+from ._management import check_master_key, install_error_handlers, management_router
+from ._oauth_state import COOKIE_LIFETIME, OAuthStates, StateInvalid, cookie_name, provider_error_text
 from ._pages import Pages
+from ._ratelimit import TokenBuckets
 from ._sessions import COOKIE_NAME, DEFAULT_SESSION_DURATION, SessionCodec, SessionInvalid, parse_duration
 from ._sso import ProviderUnavailable, SSOProvider, SSOSettings, sso_settings_from_env
 from ._text import one_line
@@ -34,8 +40,6 @@ from ._text import one_line
 __all__ = ("ServeSettings", "create_app", "serve_settings")
 
 logger = logging.getLogger("hookjail")
-
-_SSO_COOKIES = ("sso_state", "pkce_code_verifier")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,12 +156,64 @@ def create_app(settings: ServeSettings) -> FastAPI:
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # every body capped before it is read (413)
+    install_security_headers(app)
     app.include_router(management_router(settings.master_key))
     app.state.settings = settings
     app.state.startup_error = None
 
+    states = OAuthStates(settings.master_key)
+    rate_limit = settings.sso.rate_limit
+    login_buckets = TokenBuckets(rate_limit) if rate_limit is not None else None
+    callback_buckets = TokenBuckets(rate_limit) if rate_limit is not None else None
+
     def secure(request: Request) -> bool:
-        return (settings.sso.base_url or str(request.base_url)).startswith("https://")
+        """Cookies get ``Secure`` when the public URL (PROXY_BASE_URL) is https, or the request came over https
+        (directly, or through a TLS terminator whose ``X-Forwarded-Proto`` uvicorn trusts: --forwarded-allow-ips).
+        """
+        return (settings.sso.base_url or "").startswith("https://") or request.url.scheme == "https"
+
+    def too_many(request: Request, buckets: TokenBuckets | None) -> Response | None:
+        """429 with Retry-After when the client address has used up its login requests (HOOKJAIL_SSO_RATE_LIMIT)."""
+        if buckets is None:
+            return None
+        wait = buckets.take(request.client.host if request.client is not None else "unknown")
+        if wait is None:
+            return None
+        response = pages.error(f"Too many sign-in attempts from your address. Try again in {wait} s.", status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    def callback_uri(request: Request) -> str | None:
+        return provider.redirect_uri(request.url.scheme, request.headers.get("host"))
+
+    def unknown_host(request: Request) -> Response:
+        logger.warning(
+            "refused a sign-in reached through Host %s: without PROXY_BASE_URL only loopback hosts are used for the "
+            "callback URL; set PROXY_BASE_URL to the proxy's public URL",
+            one_line(request.headers.get("host", "(none)"), 200),
+        )
+        return pages.error("This proxy does not know its public address; its administrator must set it.", status=400)
+
+    def same_origin(request: Request) -> bool:
+        """A state-changing request from the proxy's own pages: ``Sec-Fetch-Site: same-origin`` when the browser
+        sends it, else an ``Origin`` of this proxy (PROXY_BASE_URL's or the one the request was sent to). Browsers
+        send at least ``Origin`` with every POST, so a request with neither comes from no web page (curl, scripts):
+        it cannot be a cross-site forgery."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None:
+            return site.strip().lower() == "same-origin"
+        origin = request.headers.get("origin")
+        if origin is None:
+            return True
+        allowed = set()
+        if settings.sso.base_url is not None:
+            parts = urlsplit(settings.sso.base_url)
+            allowed.add(f"{parts.scheme}://{parts.netloc}".lower())
+        host = request.headers.get("host")
+        if host:
+            allowed.add(f"{request.url.scheme}://{host}".lower())
+        return origin.strip().lower() in allowed
 
     async def current_user(request: Request) -> User | None:
         token = request.cookies.get(COOKIE_NAME)
@@ -173,10 +229,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
             return None
         return await database.get_user(claims.user_id)
 
-    def login_error(reason: str, *, status: int, run_id: str | None = None) -> Response:
+    def forget_login(request: Request, response: Response) -> None:
+        """Delete the login cookie (``__Host-`` on https needs ``Secure`` and ``Path=/`` to be deleted too)."""
+        is_secure = secure(request)
+        response.delete_cookie(cookie_name(is_secure), path="/", secure=is_secure, httponly=True, samesite="lax")
+
+    def login_error(request: Request, reason: str, *, status: int, run_id: str | None = None) -> Response:
         response = pages.error(reason, status=status, run_id=run_id)
-        for name in _SSO_COOKIES:
-            response.delete_cookie(name)
+        forget_login(request, response)
         return response
 
     @app.get("/", include_in_schema=False)
@@ -185,40 +245,96 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.get("/sso/key/generate", include_in_schema=False)
     async def sso_login(request: Request) -> Response:
+        refused = too_many(request, login_buckets)
+        if refused is not None:
+            return refused
+        redirect_uri = callback_uri(request)
+        if redirect_uri is None:
+            return unknown_host(request)
         try:
-            sso = await provider.create(provider.redirect_uri(str(request.base_url)))
+            sso = await provider.create(redirect_uri)
         except ProviderUnavailable as exc:
             logger.error("identity provider unavailable: %s", exc)
             return pages.error("The identity provider is not reachable right now.", status=502)
-        async with sso:
-            return await sso.get_login_redirect()
+        transaction = states.begin()
+        try:
+            async with sso:
+                url = await provider.login_url(
+                    sso, redirect_uri=redirect_uri, state=transaction.state, code_challenge=transaction.code_challenge
+                )
+        except Exception as exc:  # oauthlib refuses, e.g., an http authorization endpoint for an https proxy
+            logger.error("cannot make the authorization URL: %s", one_line(str(exc) or type(exc).__name__))
+            return pages.error("The identity provider cannot be used right now.", status=502)
+        response = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+        is_secure = secure(request)
+        response.set_cookie(
+            cookie_name(is_secure),
+            transaction.cookie,
+            max_age=COOKIE_LIFETIME,
+            httponly=True,
+            samesite="lax",
+            secure=is_secure,
+            path="/",
+        )
+        return response
 
     @app.get("/sso/callback", include_in_schema=False)
     async def sso_callback(request: Request) -> Response:
-        error = request.query_params.get("error")
-        if error:
-            logger.info("identity provider refused the login: %s", one_line(error, 200))
-            return login_error(f"The identity provider did not sign you in ({error[:64]}).", status=401)
+        refused = too_many(request, callback_buckets)
+        if refused is not None:
+            return refused
+        redirect_uri = callback_uri(request)
+        if redirect_uri is None:
+            return unknown_host(request)
+        params = request.query_params
+        if "error" in params:
+            # the provider's words (or an attacker's: anyone can send this link) are logged escaped, never shown
+            error = params["error"]
+            logger.info(
+                "identity provider refused the login: error=%s error_description=%s",
+                one_line(error, 100),
+                one_line(params.get("error_description", ""), 300),
+            )
+            return login_error(request, provider_error_text(error), status=401)
         try:
-            sso = await provider.create(provider.redirect_uri(str(request.base_url)))
+            verifier = states.finish(request.cookies.get(cookie_name(secure(request))), params.get("state"))
+        except StateInvalid as exc:
+            # refused before any request to the identity provider
+            logger.warning("refused a sign-in callback: %s", exc.reason)
+            return login_error(
+                request,
+                "This sign-in attempt is not valid: it expired, was already used or was started in another "
+                "browser. Please sign in again.",
+                status=401,
+            )
+        code = params.get("code")
+        if not code:
+            return login_error(request, "Sign-in with the identity provider failed.", status=401)
+        try:
+            sso = await provider.create(redirect_uri)
         except ProviderUnavailable as exc:
             logger.error("identity provider unavailable: %s", exc)
-            return login_error("The identity provider is not reachable right now.", status=502)
+            return login_error(request, "The identity provider is not reachable right now.", status=502)
         try:
             async with sso:
-                openid = await sso.verify_and_process(request)
+                openid = await sso.process_login(
+                    code,
+                    request,
+                    redirect_uri=redirect_uri,
+                    pkce_code_verifier=verifier if provider.uses_pkce else None,
+                )
         except Exception as exc:
             # fastapi-sso lets oauthlib, httpx and pydantic errors escape: all of them are a failed sign-in.
             detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
             logger.warning("sign-in with the identity provider failed: %s", one_line(str(detail)))
-            return login_error("Sign-in with the identity provider failed.", status=401)
+            return login_error(request, "Sign-in with the identity provider failed.", status=401)
         if not isinstance(openid, OpenID):
-            return login_error("Sign-in with the identity provider failed.", status=401)
+            return login_error(request, "Sign-in with the identity provider failed.", status=401)
         login: LoginService = request.app.state.login
         try:
             granted = await login.login(openid.model_dump(mode="json"))
         except LoginFailed as failed:
-            return login_error(failed.reason, status=failed.status, run_id=failed.run_id)
+            return login_error(request, failed.reason, status=failed.status, run_id=failed.run_id)
         response = RedirectResponse("/ui/?login=success", status_code=303)
         response.set_cookie(
             COOKIE_NAME,
@@ -229,8 +345,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             secure=secure(request),
             path="/",
         )
-        for name in _SSO_COOKIES:
-            response.delete_cookie(name)
+        forget_login(request, response)
         return response
 
     @app.get("/ui", include_in_schema=False)
@@ -245,6 +360,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             user=user,
             login_success=request.query_params.get("login") == "success",
             logged_out=request.query_params.get("logout") is not None,
+            **(await _decided_by(request, user) if user is not None else {}),
         )
         if user is None and COOKIE_NAME in request.cookies:
             response.delete_cookie(COOKIE_NAME, path="/")
@@ -258,6 +374,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.post("/ui/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
+        if not same_origin(request):
+            # a cross-site form must not end the victim's session (nor clear the cookie): 403, nothing changed
+            logger.warning(
+                "refused a cross-site logout (Origin %s, Sec-Fetch-Site %s)",
+                one_line(request.headers.get("origin", "(none)"), 200),
+                one_line(request.headers.get("sec-fetch-site", "(none)"), 40),
+            )
+            return pages.render("logout.html", status=403, refused=True)
         token = request.cookies.get(COOKIE_NAME)
         if token:
             try:
@@ -271,21 +395,60 @@ def create_app(settings: ServeSettings) -> FastAPI:
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=secure(request))
         return response
 
-    @app.get("/health", tags=["health"])
+    master_key = settings.master_key.encode()
+    version = _version()
+
+    @app.get(
+        "/health",
+        tags=["health"],
+        responses={
+            401: {"description": "An Authorization header with another key than the master key"},
+            503: {"description": "Unhealthy: the database is unreachable or the hook's runner is not usable"},
+        },
+    )
     async def health(request: Request) -> JSONResponse:
+        """``{"status": "ok" | "unhealthy", "version"}`` with 200 or 503, for anyone (a load balancer). With
+        ``Authorization: Bearer <master_key>`` also the details: ``database`` and ``hook`` (handler, sandbox
+        layers, reloads, restarts, last reload error)."""
+        authorization = request.headers.get("authorization")
+        if authorization is not None:
+            check_master_key(authorization, master_key)  # a wrong key is a 401, not the short answer
         database: Database = request.app.state.database
         hook: HookService | None = request.app.state.hook
         database_ok = await database.ping()
         hook_info: dict[str, Any] | None = hook.health() if hook is not None else None
         healthy = database_ok and (hook_info is None or bool(hook_info["healthy"]))
-        body = {
-            "status": "ok" if healthy else "unhealthy",
-            "database": "ok" if database_ok else "unreachable",
-            "hook": hook_info,
-        }
+        body: dict[str, Any] = {"status": "ok" if healthy else "unhealthy", "version": version}
+        if authorization is not None:  # the details (the hook's own words among them) are the operator's only
+            body |= {"database": "ok" if database_ok else "unreachable", "hook": hook_info}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     return app
+
+
+async def _decided_by(request: Request, user: User) -> dict[str, Any]:
+    """What the dashboard says about who decided the signed-in user's values: the run of their latest
+    successful login (looked up by their own user id, never taken from the request), the loaded hook's file and
+    source hash (computed at import, not here), and whether they may open the run (admins)."""
+    database: Database = request.app.state.database
+    hook: HookService | None = request.app.state.hook
+    run = await database.latest_login_run(user.id)
+    source = hook.describe() if hook is not None else None
+    return {
+        "run": run,
+        "hook_source": source,
+        # the hook was re-imported after this run: the file and hash shown are of the version now loaded
+        "hook_reloaded_since": run is not None and source is not None and as_utc(run.started_at) < source.loaded_at,
+        "can_read_runs": user.role in ADMIN_ROLES,
+    }
+
+
+def _version() -> str:
+    """hookjail's version, as ``/health`` reports it."""
+    try:
+        return importlib.metadata.version("hookjail")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _startup_failed(app: FastAPI, message: str) -> StartupError:

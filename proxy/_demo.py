@@ -4,7 +4,8 @@ For development only. The provider is PyPI's ``oidc-provider-mock``: a real Open
 authorization code flow, userinfo) that signs in anyone without a password and accepts any client. It runs
 on loopback in a thread of this process; the proxy is pointed at it through an environment built in memory
 (nothing is read from or written to the real environment): a generic-OIDC client, a master key generated for
-this session, and a SQLite database in a temporary directory removed at exit.
+this session, and a SQLite database in a temporary directory removed at exit. Being a demo, it prints that master
+key, with the ``curl`` line that looks up the hook run whose id a login's error page (or the dashboard) shows.
 
 The provider's form asks for a "sub" (the user id). So that a typed name or email makes a sensible user,
 each sub is registered before the form is handled (through the provider's own ``PUT /users/<sub>``) with an
@@ -17,6 +18,7 @@ import importlib
 import io
 import re
 import secrets
+import shlex
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -38,6 +40,7 @@ __all__ = (
     "claims_for",
     "demo_environ",
     "find_example_config",
+    "master_key_lines",
     "run_dev_idp",
 )
 
@@ -182,3 +185,22 @@ def demo_environ(idp: DevIdP) -> dict[str, str]:
         "GENERIC_USER_ID_ATTRIBUTE": "sub",
         "LITELLM_MASTER_KEY": "sk-demo-" + secrets.token_hex(16),
     }
+
+
+def master_key_lines(url: str, master_key: str, *, generated: bool = True) -> list[str]:
+    """The banner's lines for the demo's master key: the key itself (it is a demo) and a ``curl`` command that
+    looks up a hook run with it (``<run_id>``: the id an error page or the dashboard shows).
+
+    A key that the demo did not make (``--config`` with its own ``general_settings.master_key``) is not printed:
+    the command then says ``<master_key>``.
+    """
+    if generated:
+        shown = f"{master_key}  (random, made for this session)"
+    else:
+        master_key, shown = "<master_key>", "general_settings.master_key of the config (not printed)"
+    header = shlex.quote(f"Authorization: Bearer {master_key}")
+    return [
+        f"  master key         {shown}",
+        f"  look up a run      curl -H {header} {url.rstrip('/')}/hook/runs/<run_id>",
+        "                     (<run_id>: the run id a login's error page or the dashboard shows)",
+    ]

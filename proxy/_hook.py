@@ -8,8 +8,11 @@ template. The new version replaces the old only if it imports (keep-last-good); 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,10 @@ from runner import CallResult, HookError, HookRunner, HookSpec, HostHandler, Lim
 from sdk._worker import ADAPTER
 
 from ._config import ProxyConfig
+from ._db import utcnow
 from ._text import ERROR_LIMIT, clip, one_line
 
-__all__ = ("ADAPTER", "HookService", "runner_options")
+__all__ = ("ADAPTER", "HookService", "HookSource", "hook_source", "runner_options")
 
 
 logger = logging.getLogger("hookjail.hook")
@@ -59,6 +63,43 @@ def _fingerprint(path: Path) -> tuple[int, int]:
     return path.stat().st_mtime_ns, 1
 
 
+@dataclass(frozen=True)
+class HookSource:
+    """Which version of the hook is loaded, as the dashboard shows it.
+
+    Attributes:
+        file: the hook's file name (``custom_sso.py``), or its package's name and a slash (``my_hook/``).
+        sha256: hex SHA-256 of its source: the file's bytes; for a package, the bytes of its ``.py`` files
+            one after the other, sorted by their path inside the package (``cat $(find pkg -name '*.py' |
+            sort) | sha256sum``). Empty when the source could not be read.
+        loaded_at: when this version was imported (start-up or reload).
+    """
+
+    file: str
+    sha256: str
+    loaded_at: datetime
+
+    @property
+    def short_sha256(self) -> str:
+        """The first 12 hex digits of :attr:`sha256`."""
+        return self.sha256[:12]
+
+
+def hook_source(path: Path) -> HookSource:
+    """Describe the hook at ``path`` (a module file or a package directory) as it is on disk now."""
+    digest = hashlib.sha256()
+    try:
+        if path.is_dir():
+            for file in sorted(path.rglob("*.py"), key=lambda f: f.relative_to(path).as_posix()):
+                digest.update(file.read_bytes())
+        else:
+            digest.update(path.read_bytes())
+        sha256 = digest.hexdigest()
+    except OSError:
+        sha256 = ""
+    return HookSource(file=f"{path.name}/" if path.is_dir() else path.name, sha256=sha256, loaded_at=utcnow())
+
+
 class HookService:
     """Owns the :class:`~runner.HookRunner` of the configured hook for the proxy's lifetime.
 
@@ -78,6 +119,7 @@ class HookService:
         self._stack = AsyncExitStack()
         self._reload_lock = anyio.Lock()
         self._failed_fingerprint: tuple[int, int] | None = None
+        self._source: HookSource | None = None
 
     async def __aenter__(self) -> HookService:
         """Start the runner.
@@ -87,7 +129,19 @@ class HookService:
             SandboxUnavailable: a required confinement layer is missing.
         """
         await self._stack.enter_async_context(self.runner)
+        self._source = hook_source(self.target.path)
         return self
+
+    def describe(self) -> HookSource:
+        """The loaded version of the hook: file name and source SHA-256, computed when it was imported (at
+        start-up and on each successful reload), not per call.
+
+        Read after the import, so a file changed meanwhile is hashed as changed and the next login reloads
+        it (the runner's own check), which hashes it again.
+        """
+        if self._source is None:  # not started: what is on disk
+            self._source = hook_source(self.target.path)
+        return self._source
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
@@ -109,6 +163,7 @@ class HookService:
         async with self._reload_lock:
             try:
                 if await self.runner.reload(if_changed=True):
+                    self._source = hook_source(self.target.path)
                     self.reloads += 1
                     self.last_reload_error = None
                     logger.info("reloaded hook %s", self.target.dotted)

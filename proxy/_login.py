@@ -10,7 +10,10 @@ reads, with a 403 and the outcome ``denied``, the reason being the run's error.
 
 Order, so that no hook output gets past ``hook_settings.policy``:
 
-1. ``ALLOWED_EMAIL_DOMAINS`` on the identity provider's email, before the hook runs.
+1. ``ALLOWED_EMAIL_DOMAINS`` on the identity provider's email, before the hook runs: an email the provider
+   says is unverified (``email_verified`` false) is refused whatever its domain. A provider that does not send
+   the claim (``None``: Microsoft, a generic provider without it) is trusted, as LiteLLM does; Google's are
+   always verified (fastapi-sso refuses the others). The hook sees ``email_verified`` too.
 2. The hook, then strict validation of its values.
 3. Identity overrides, keyed on the identity provider's claims, never on the hook's values. The IdP's user is
    its ``id`` (the subject: ``GENERIC_USER_ID_ATTRIBUTE``, ...), or its email when it gives no id.
@@ -27,6 +30,12 @@ Order, so that no hook output gets past ``hook_settings.policy``:
    *hook* grants, so it is not applied to the ``proxy_admin`` role ``PROXY_ADMIN_ID`` gave the IdP's admin
    (the operator named that user explicitly); ``max_budget`` and ``models_must_exist`` still apply to them.
 5. ``ui_access_mode: admin_only`` on the final role (a gate: it only refuses).
+6. The identity binding, in the login's transaction: the stored user is bound to the identity provider's
+   account that first signed in as it (issuer and ``sub``; for Google and Microsoft the provider's name and
+   its user id). A login whose user id names a user bound to another account is refused (403, ``refused``,
+   field ``user_id``) and writes nothing but its run: a user id taken from a claim the user can edit
+   (LiteLLM's default ``preferred_username``) cannot take over someone else's account. Unbound users (created
+   by the management API, a host call, or before the binding existed) are bound by their next login.
 
 With ``on_failure: idp_defaults`` a failed or invalid hook run is replaced by LiteLLM's defaults (a view-only
 user, no models, no budget), which then go through steps 3 to 5 like any other values; the run keeps its
@@ -55,7 +64,7 @@ from sqlalchemy.exc import IntegrityError
 from runner import HookDenied, HookError
 
 from ._config import ProxyConfig
-from ._db import Database, LoginRecord, RunRecord, StagedWrites, utcnow
+from ._db import Database, IdentityMismatch, LoginRecord, RunRecord, StagedWrites, utcnow
 from ._hook import HookService
 from ._host import LoginHost
 from ._sessions import SessionCodec
@@ -69,6 +78,27 @@ logger = logging.getLogger("hookjail.login")
 
 #: Roles allowed in when ``ui_access_mode: admin_only``.
 ADMIN_ROLES = frozenset({"proxy_admin", "proxy_admin_viewer"})
+
+#: Claims a user can usually set themselves at the identity provider: a user id taken from one of them is
+#: only safe because of the identity binding (a warning at start-up says so).
+EDITABLE_CLAIMS = frozenset(
+    {
+        "preferred_username",
+        "email",
+        "name",
+        "nickname",
+        "given_name",
+        "family_name",
+        "middle_name",
+        "first_name",
+        "last_name",
+        "display_name",
+        "username",
+        "login",
+        "website",
+        "profile",
+    }
+)
 
 _STATUS = {
     "timeout": 504,
@@ -176,17 +206,43 @@ class LoginService:
         self.hook = hook
         self.database = database
         self.sessions = sessions
+        generic = sso.generic
+        if sso.kind == "generic" and generic is not None and generic.id_attribute[0] in EDITABLE_CLAIMS:
+            logger.warning(
+                "GENERIC_USER_ID_ATTRIBUTE is %s (%s), a claim users can often change themselves at the "
+                "identity provider: each user is bound to the provider account (issuer and sub) of its first "
+                "login, and a login of another account that maps to that user id is refused; set "
+                "GENERIC_USER_ID_ATTRIBUTE=sub to key users on the provider's stable subject instead",
+                generic.id_attribute[0],
+                "LiteLLM's default" if len(generic.id_attribute) > 1 else "set explicitly",
+            )
 
     async def login(self, openid: dict[str, Any]) -> LoginGranted:
         """Run the hook, validate and check its values, and write the user, run and session at once.
 
+        Args:
+            openid: fastapi-sso's ``OpenID`` as a plain dict; the generic provider's adds ``email_verified``,
+                ``subject`` and ``issuer`` (:func:`proxy._sso._convertor`). The hook gets it with
+                ``email_verified``, ``subject`` and ``issuer`` filled in for every provider.
+
         Raises:
             LoginFailed: with the status, short reason and run id for the error page.
         """
+        openid = _with_identity(openid)
         email = openid.get("email")
         subject = openid.get("id") or email
-        if self.sso.allowed_email_domains and _email_domain(email) not in self.sso.allowed_email_domains:
-            raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
+        if self.sso.allowed_email_domains:
+            if _email_domain(email) not in self.sso.allowed_email_domains:
+                raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
+            if openid["email_verified"] is False:
+                logger.warning(
+                    "login of %s refused: the identity provider says its email %s is not verified",
+                    one_line(str(subject), 300),
+                    one_line(str(email), 320),
+                )
+                raise LoginFailed(
+                    403, "Your email address is not verified by the identity provider.", outcome="refused"
+                )
 
         attempt = _Attempt(
             run_id=secrets.token_hex(8),
@@ -258,6 +314,8 @@ class LoginService:
             provider=openid.get("provider"),
             session_id=session_id,
             session_expires_at=expires_at,
+            idp_issuer=openid["issuer"],
+            idp_subject=openid["subject"],
         )
         run = attempt.record(
             "ok" if failure is None else failure[0],
@@ -268,6 +326,29 @@ class LoginService:
         )
         try:
             await self.database.complete_login(login, run, staged)
+        except IdentityMismatch:
+            logger.warning(
+                "login of %s (run %s) refused: user %s is bound to another identity-provider account than %s %s",
+                one_line(subject or "?", 300),
+                run_id,
+                one_line(values.user_id, 300),
+                one_line(str(openid["issuer"]), 300),
+                one_line(str(openid["subject"]), 300),
+            )
+            if run_id is not None:
+                await self._record(
+                    attempt.record(
+                        "refused",
+                        error=(
+                            f"user_id: {values.user_id!r} is bound to another identity-provider account than "
+                            f"this login's (subject {openid['subject']!r})"
+                        ),
+                        fallback=fallback,
+                        user_id=None,  # someone else's user id: not recorded as this run's user
+                        http_status=403,
+                    )
+                )
+            raise LoginFailed(403, "Login refused by policy (user_id).", outcome="refused", run_id=run_id) from None
         except IntegrityError as exc:
             # e.g. a user the hook created was created meanwhile by another login or the management API
             logger.warning(
@@ -310,6 +391,8 @@ class LoginService:
             max_reply_bytes=settings.max_host_reply_kb * 1024,
             policy=settings.policy,
             model_names=self.config.model_names,
+            reserved_user_ids=frozenset(filter(None, [self.sso.proxy_admin_id])),
+            allowed_email_domains=frozenset(self.sso.allowed_email_domains or ()),
         )
         try:
             result = await self.hook.call(openid, run_id=attempt.run_id, host=attempt.host)
@@ -376,6 +459,27 @@ class LoginService:
             await self.database.record_run(run)
         except Exception:
             logger.exception("could not record hook run %s", run.run_id)
+
+
+def _with_identity(openid: dict[str, Any]) -> dict[str, Any]:
+    """The provider's dict with ``email_verified``, ``subject`` and ``issuer`` for every provider.
+
+    The generic provider's convertor sets all three. fastapi-sso's Google and Microsoft providers set none:
+    their ``id`` is the provider's stable user id (Google's ``sub``, Microsoft Graph's ``id``), the issuer is
+    the provider's name, and Google's emails are verified (fastapi-sso refuses the others) while Microsoft
+    does not say (``None``).
+    """
+    provider = openid.get("provider")
+    verified = openid.get("email_verified")
+    if "email_verified" not in openid and provider == "google":
+        verified = True
+    subject = openid.get("subject") if "subject" in openid else openid.get("id")
+    issuer = openid.get("issuer") if "issuer" in openid else provider
+    return openid | {
+        "email_verified": verified if isinstance(verified, bool) else None,
+        "subject": subject if isinstance(subject, str) and subject else None,
+        "issuer": issuer if isinstance(issuer, str) and issuer else None,
+    }
 
 
 def _email_domain(email: str | None) -> str | None:

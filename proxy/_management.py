@@ -3,11 +3,28 @@ operator's scripts.
 
 ``POST /user/new``, ``GET /user/info``, ``GET /user/list``, ``POST /team/new``, ``POST /team/member_add``,
 ``GET /team/info``, and hookjail's own ``GET /hook/runs`` and ``GET /hook/runs/{run_id}``; every one needs
-``Authorization: Bearer <master_key>`` (401 otherwise). Request and response shapes are LiteLLM's where they
+``Authorization: Bearer <master_key>`` (401 otherwise), except that the two hook-run reads also take the UI
+session cookie of a signed-in ``proxy_admin`` or ``proxy_admin_viewer`` (the dashboard links an admin to the run
+of their login; any other session is a 401 as before). Request and response shapes are LiteLLM's where they
 overlap: fields LiteLLM has and hookjail does not store (``tpm_limit``, ``send_invite_email``, ...) are accepted
 and ignored; responses carry no API keys (hookjail issues none). Bad input is a 422 naming the field (FastAPI's
 ``detail`` list, or LiteLLM's error body with ``param``); other errors are LiteLLM's error body
 ``{"error": {"message", "type", "param", "code"}}`` with 401, 404 or 409.
+
+The master key is checked before the request body is read. FastAPI reads and parses a route's body before
+its dependencies run, so a dependency alone would parse an anonymous client's body (100 MiB of JSON, or a
+malformed one answered 422 rather than 401). The user and team routes are therefore built with a route class
+(:func:`_master_key_route`) whose handler checks the ``Authorization`` header first and only then hands the
+request to FastAPI's own handler, which reads, parses and validates the body: the endpoints keep their typed
+bodies and OpenAPI schemas, and an unauthenticated request is a 401 whose body was never read. (The router's
+dependency checks the key again and documents the bearer scheme in OpenAPI; the hook-run reads take no body.)
+Every body is capped besides, before it is read, by :class:`proxy._bodylimit.BodyLimit` (413).
+
+Inputs are bounded: ids, aliases, model names and filters are refused (422 naming the field) when they hold
+control characters (NUL, CR, LF, ...) or bidirectional-text controls (U+202A-U+202E, U+2066-U+2069, ...);
+``user_email`` must look like an email address (:func:`_email`); budgets are finite and not negative and
+``page`` is at most :data:`MAX_PAGE`. A 422 never echoes a number JSON cannot carry (``inf``, ``nan``): it is
+given as a string.
 
 The user and team operations are the ones a hook's host calls run (:mod:`proxy._directory`), here on a
 database transaction of their own. The hook runs are the ``hook_runs`` table: a failed login shows the user a
@@ -19,18 +36,23 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from sdk._hostapi import (
+    MAX_TEAMS,
     AddMemberArgs,
     Conflict,
     Invalid,
@@ -47,7 +69,9 @@ from sdk._hostapi import (
 from sdk._values import MAX_ID_LENGTH, MAX_MODELS
 
 from . import _directory
-from ._db import Database, HookRun, as_utc
+from ._db import Database, HookRun, as_utc, utcnow
+from ._login import ADMIN_ROLES
+from ._sessions import COOKIE_NAME, SessionCodec, SessionInvalid
 
 __all__ = (
     "MAX_RUNS_LISTED",
@@ -55,14 +79,61 @@ __all__ = (
     "HookRunDetail",
     "HookRunList",
     "HookRunSummary",
+    "check_master_key",
     "install_error_handlers",
     "management_router",
 )
 
 #: The most hook runs ``GET /hook/runs`` returns at once.
 MAX_RUNS_LISTED = 200
+#: The highest page ``GET /user/list`` serves (its offset stays far within the database's 64-bit integers).
+MAX_PAGE = 1_000_000
 
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+# C0 and C1 controls (NUL, CR, LF, ESC, ...), the bidirectional-text marks, embeddings, overrides and
+# isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069) and the line and paragraph separators.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# an email address: a dot-atom local part (no quoted strings, no comments) and a domain of two or more labels
+# of letters, digits and inner hyphens (internationalized letters allowed)
+_EMAIL_LOCAL = re.compile(r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*")
+_EMAIL_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
+
+
+def _plain(value: str) -> str:
+    """Refuse text with control characters or bidirectional-text controls (they forge log lines and names)."""
+    if _UNSAFE.search(value):
+        raise ValueError("must not contain control characters (NUL, CR, LF, ...) or bidirectional-text controls")
+    return value
+
+
+def _email(value: str) -> str:
+    """Refuse what is not an email address (``name@example.com``); the same check as pydantic's ``EmailStr``
+    minus its normalization and its refusal of special-use domains (an intranet's ``.local`` is fine)."""
+    _plain(value)
+    local, at, domain = value.rpartition("@")
+    labels = domain.split(".")
+    if not (
+        at
+        and len(local) <= 64
+        and len(domain) <= 253
+        and _EMAIL_LOCAL.fullmatch(local)
+        and len(labels) >= 2
+        and all(_EMAIL_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    ):
+        raise ValueError("must be an email address like name@example.com")
+    return value
+
+
+#: An id (user, team, model): 1 to 256 characters, no control characters.
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_plain)]
+#: A name or a filter: at most 256 characters, no control characters.
+Text = Annotated[str, Field(max_length=MAX_ID_LENGTH), AfterValidator(_plain)]
+#: An email address (at most 320 characters).
+Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_email)]
+#: An id as a query parameter.
+QueryId = Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_plain)]
+#: A budget in USD: finite and not negative.
+Budget = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 _bearer = HTTPBearer(auto_error=False, description="The proxy's master key (general_settings.master_key).")
 
@@ -85,13 +156,44 @@ class ApiError(Exception):
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer :class:`ApiError` with its JSON body."""
+    """Answer :class:`ApiError` with its JSON body, and invalid input with FastAPI's 422 ``detail`` list (where
+    a number JSON cannot carry, ``inf`` or ``nan``, is given as a string rather than failing as a 500)."""
 
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return exc.response()
 
+    async def invalid(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
     app.add_exception_handler(ApiError, handle)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+def check_master_key(authorization: str | None, master_key: bytes) -> None:
+    """Check an ``Authorization`` header against the master key (compared in constant time).
+
+    Raises:
+        ApiError: 401, without the header or with another scheme or key.
+    """
+    scheme, _, credentials = (authorization or "").partition(" ")
+    credentials = credentials.strip()  # as fastapi.security.HTTPBearer reads it
+    if scheme.lower() != "bearer" or not credentials:
+        raise ApiError(401, "Authentication Error: no Authorization: Bearer <master_key> header", type="auth_error")
+    if not hmac.compare_digest(credentials.encode(), master_key):
+        raise ApiError(401, "Authentication Error: invalid master key", type="auth_error")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every float JSON cannot carry (infinities, NaN) replaced by its name."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
 
 
 # --- request bodies: the wire contract's models, lax like LiteLLM's (extra fields accepted and ignored) -------
@@ -106,11 +208,22 @@ class NewUserRequest(NewUserArgs):
 
     model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
 
+    # the wire contract's fields, with the management API's input bounds (see the module)
+    user_id: Id | None = None
+    user_email: Email | None = None
+    user_alias: Text | None = None
+    models: Annotated[list[Id], Field(max_length=MAX_MODELS)] = Field(default_factory=list)
+    max_budget: Budget | None = None
+    teams: Annotated[list[Id], Field(max_length=MAX_TEAMS)] = Field(default_factory=list)
+
 
 class MemberRequest(MemberArgs):
     """LiteLLM's ``Member``: a user id or an email (or both) and the team role "admin" or "user"."""
 
     model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
+
+    user_id: Id | None = None
+    user_email: Email | None = None
 
 
 class TeamMemberAddRequest(_Lax):
@@ -118,16 +231,16 @@ class TeamMemberAddRequest(_Lax):
 
     team_id: Id
     member: MemberRequest | Annotated[list[MemberRequest], Field(min_length=1, max_length=100)]
-    max_budget_in_team: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    max_budget_in_team: Budget | None = None
 
 
 class NewTeamRequest(_Lax):
     """LiteLLM's ``NewTeamRequest``: the fields hookjail stores (others are accepted and ignored)."""
 
     team_id: Id | None = None
-    team_alias: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = None
+    team_alias: Text | None = None
     models: Annotated[list[Id], Field(max_length=MAX_MODELS)] = Field(default_factory=list)
-    max_budget: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    max_budget: Budget | None = None
     members_with_roles: Annotated[list[MemberRequest], Field(max_length=100)] = Field(default_factory=list)
 
 
@@ -238,7 +351,24 @@ def management_router(master_key: str) -> APIRouter:
         if not hmac.compare_digest(credentials.credentials.encode(), expected):
             raise ApiError(401, "Authentication Error: invalid master key", type="auth_error")
 
-    router = APIRouter(dependencies=[Depends(require_master_key)], responses=_ERRORS)
+    # the user and team routes: the key is checked before the body is read (the route class), and again by the
+    # dependency, which also documents the bearer scheme in OpenAPI
+    router = APIRouter(
+        dependencies=[Depends(require_master_key)], responses=_ERRORS, route_class=_master_key_route(expected)
+    )
+    codec = SessionCodec(master_key)  # verifies the UI's cookies (signed with a key derived from master_key)
+
+    async def require_master_key_or_admin_session(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        # a bearer, right or wrong, is judged alone; without one, the session of a signed-in admin will do
+        if credentials is None and await _admin_session(request, codec):
+            return
+        await require_master_key(credentials)
+
+    # the hook-run reads: the master key, or an admin's UI session (the dashboard links to the login's run)
+    run_reads = APIRouter(dependencies=[Depends(require_master_key_or_admin_session)], responses=_ERRORS)
 
     def database(request: Request) -> Database:
         db: Database = request.app.state.database
@@ -251,7 +381,7 @@ def management_router(master_key: str) -> APIRouter:
             return await _directory.new_user(rows, body)
 
     @router.get("/user/info", tags=["internal user management"], response_model=UserInfoResponse)
-    async def user_info(request: Request, user_id: Annotated[str, Query(min_length=1)]) -> UserInfoResponse:
+    async def user_info(request: Request, user_id: QueryId) -> UserInfoResponse:
         """A user, their teams and (always empty) keys (LiteLLM's ``/user/info``)."""
         async with _translated(), database(request).reader() as rows:
             return await _directory.user_info(rows, user_id)
@@ -259,11 +389,21 @@ def management_router(master_key: str) -> APIRouter:
     @router.get("/user/list", tags=["internal user management"], response_model=UserListResponse)
     async def user_list(
         request: Request,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=100)] = 25,
-        role: Annotated[str | None, Query(description="only users with this role")] = None,
-        team: Annotated[str | None, Query(description="only members of this team id")] = None,
-        user_ids: Annotated[str | None, Query(description="only these user ids, comma-separated")] = None,
+        role: Annotated[
+            str | None, Query(max_length=64, description="only users with this role"), AfterValidator(_plain)
+        ] = None,
+        team: Annotated[
+            str | None,
+            Query(min_length=1, max_length=MAX_ID_LENGTH, description="only members of this team id"),
+            AfterValidator(_plain),
+        ] = None,
+        user_ids: Annotated[
+            str | None,
+            Query(max_length=100 * (MAX_ID_LENGTH + 1), description="only these user ids, comma-separated"),
+            AfterValidator(_plain),
+        ] = None,
     ) -> UserListResponse:
         """One page of users, oldest first (LiteLLM's ``/user/list``)."""
         ids = [i for i in (user_ids or "").split(",") if i] or None
@@ -304,16 +444,18 @@ def management_router(master_key: str) -> APIRouter:
             return await _directory.add_members(rows, args)
 
     @router.get("/team/info", tags=["team management"], response_model=TeamInfoResponse)
-    async def team_info(request: Request, team_id: Annotated[str, Query(min_length=1)]) -> TeamInfoResponse:
+    async def team_info(request: Request, team_id: QueryId) -> TeamInfoResponse:
         """A team, its members and memberships (LiteLLM's ``/team/info``)."""
         async with _translated(), database(request).reader() as rows:
             return await _directory.team_info(rows, team_id)
 
-    @router.get("/hook/runs", tags=["hook runs"], response_model=HookRunList)
+    @run_reads.get("/hook/runs", tags=["hook runs"], response_model=HookRunList)
     async def hook_runs(
         request: Request,
         outcome: Annotated[
-            str | None, Query(max_length=32, description='only runs with this outcome, e.g. "raised"')
+            str | None,
+            Query(max_length=32, description='only runs with this outcome, e.g. "raised"'),
+            AfterValidator(_plain),
         ] = None,
         user_id: Annotated[
             str | None,
@@ -322,6 +464,7 @@ def management_router(master_key: str) -> APIRouter:
                 description="only runs of this user: by the user id the login named, or by the identity "
                 "provider's subject (a run that failed has only that)",
             ),
+            AfterValidator(_plain),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LISTED)] = 50,
     ) -> HookRunList:
@@ -330,7 +473,7 @@ def management_router(master_key: str) -> APIRouter:
         runs = await database(request).recent_runs(limit, outcome=outcome, user_id=user_id)
         return HookRunList(runs=[_summary(run) for run in runs])
 
-    @router.get(
+    @run_reads.get(
         "/hook/runs/{run_id}",
         tags=["hook runs"],
         response_model=HookRunDetail,
@@ -338,7 +481,11 @@ def management_router(master_key: str) -> APIRouter:
     )
     async def hook_run(
         request: Request,
-        run_id: Annotated[str, Path(min_length=1, max_length=64, description="the run id a login's error page shows")],
+        run_id: Annotated[
+            str,
+            Path(min_length=1, max_length=64, description="the run id a login's error page shows"),
+            AfterValidator(_plain),
+        ],
     ) -> HookRunDetail:
         """One hook run: its outcome, error, what the hook printed and its host calls."""
         run = await database(request).get_run(run_id)
@@ -346,7 +493,45 @@ def management_router(master_key: str) -> APIRouter:
             raise ApiError(404, f"Hook run {run_id} not found", type="not_found")
         return _detail(run)
 
-    return router
+    endpoints = APIRouter()
+    endpoints.include_router(router)
+    endpoints.include_router(run_reads)
+    return endpoints
+
+
+async def _admin_session(request: Request, codec: SessionCodec) -> bool:
+    """Whether the request carries the UI session cookie of a signed-in ``proxy_admin``/``proxy_admin_viewer``:
+    a valid signature, a session row that still exists (not logged out) and has not expired, and the user's
+    role now (a demoted admin's session no longer reads runs)."""
+    token = request.cookies.get(COOKIE_NAME)
+    if not token:
+        return False
+    try:
+        claims = codec.verify(token)
+    except SessionInvalid:
+        return False
+    db: Database = request.app.state.database
+    row = await db.get_session(claims.session_id)
+    if row is None or row.user_id != claims.user_id or as_utc(row.expires_at) <= utcnow():
+        return False
+    user = await db.get_user(claims.user_id)
+    return user is not None and user.role in ADMIN_ROLES
+
+
+def _master_key_route(master_key: bytes) -> type[APIRoute]:
+    """A route class whose requests must carry the master key before their body is read (see the module)."""
+
+    class MasterKeyRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            read_body_and_answer = super().get_route_handler()
+
+            async def handler(request: Request) -> Response:
+                check_master_key(request.headers.get("authorization"), master_key)
+                return await read_body_and_answer(request)
+
+            return handler
+
+    return MasterKeyRoute
 
 
 def _member(member: MemberRequest) -> MemberArgs:

@@ -8,6 +8,7 @@ concurrent logins). Generic OIDC takes its endpoints from ``GENERIC_*_ENDPOINT``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,16 @@ from fastapi_sso.sso.google import GoogleSSO
 from fastapi_sso.sso.microsoft import MicrosoftSSO
 
 from ._errors import ConfigError
+from ._ratelimit import RateLimit, parse_rate_limit
 
 __all__ = ("GenericOIDC", "ProviderUnavailable", "SSOProvider", "SSOSettings", "sso_settings_from_env")
 
 _TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+# A loopback Host header: localhost, 127.x.x.x or [::1], with an optional port. Nothing else (no userinfo).
+_LOOPBACK_HOST = re.compile(
+    r"^(?:localhost|127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|\[::1\])(?::[0-9]{1,5})?$", re.IGNORECASE
+)
 
 
 class ProviderUnavailable(Exception):
@@ -61,6 +68,8 @@ class SSOSettings:
     base_url: str | None = None
     allowed_email_domains: frozenset[str] = frozenset()
     proxy_admin_id: str | None = None
+    # per client address and login route (HOOKJAIL_SSO_RATE_LIMIT); None: no limit
+    rate_limit: RateLimit | None = None
 
 
 def sso_settings_from_env(environ: Mapping[str, str]) -> SSOSettings:
@@ -80,7 +89,13 @@ def sso_settings_from_env(environ: Mapping[str, str]) -> SSOSettings:
             d.strip().lower().lstrip("@") for d in (get("ALLOWED_EMAIL_DOMAINS") or "").split(",") if d.strip()
         ),
         "proxy_admin_id": get("PROXY_ADMIN_ID"),
+        "rate_limit": parse_rate_limit(get("HOOKJAIL_SSO_RATE_LIMIT"), name="environment: HOOKJAIL_SSO_RATE_LIMIT"),
     }
+    base_url = common["base_url"]
+    if base_url is not None and not re.fullmatch(r"https?://[^/?#@\s]+(/[^?#\s]*)?", base_url):
+        raise ConfigError(
+            f"environment: PROXY_BASE_URL: expected an http(s) URL like https://proxy.example.com, got {base_url!r}"
+        )
     if get("GOOGLE_CLIENT_ID"):
         return SSOSettings(
             kind="google",
@@ -117,7 +132,7 @@ def sso_settings_from_env(environ: Mapping[str, str]) -> SSOSettings:
         generic = GenericOIDC(
             discovery_url=discovery,
             scope=tuple((get("GENERIC_SCOPE") or "openid email profile").replace(",", " ").split()),
-            use_pkce=(get("GENERIC_CLIENT_USE_PKCE") or "").lower() in _TRUE,
+            use_pkce=_flag(get("GENERIC_CLIENT_USE_PKCE"), "GENERIC_CLIENT_USE_PKCE", default=True),
             id_attribute=attribute("GENERIC_USER_ID_ATTRIBUTE", "preferred_username", "sub"),
             email_attribute=attribute("GENERIC_USER_EMAIL_ATTRIBUTE", "email"),
             first_name_attribute=attribute("GENERIC_USER_FIRST_NAME_ATTRIBUTE", "first_name", "given_name"),
@@ -140,6 +155,16 @@ def sso_settings_from_env(environ: Mapping[str, str]) -> SSOSettings:
     )
 
 
+def _flag(value: str | None, name: str, *, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"environment: {name}: expected true or false, got {value!r}")
+
+
 def _need(get: Callable[[str], str | None], name: str, because: str) -> str:
     value = get(name)
     if value is None:
@@ -155,10 +180,35 @@ class SSOProvider:
         self._generic_class: type[SSOBase] | None = None
         self._lock = anyio.Lock()
 
-    def redirect_uri(self, request_base_url: str) -> str:
-        """The callback URL: ``PROXY_BASE_URL/sso/callback``, else the request's own base URL."""
-        base = self.settings.base_url or request_base_url.rstrip("/")
-        return f"{base}/sso/callback"
+    @property
+    def uses_pkce(self) -> bool:
+        """Whether logins send a PKCE challenge (generic OIDC unless ``GENERIC_CLIENT_USE_PKCE=false``)."""
+        generic = self.settings.generic
+        return self.settings.kind == "generic" and generic is not None and generic.use_pkce
+
+    def redirect_uri(self, scheme: str, host: str | None) -> str | None:
+        """The callback URL: ``PROXY_BASE_URL/sso/callback``; without it, the request's own base URL, but only
+        for a loopback ``Host`` (``None`` otherwise: a forged Host must not choose where the code is sent).
+
+        ``scheme`` is the request's (https behind a TLS terminator only when uvicorn trusts its address for
+        ``X-Forwarded-Proto``: ``FORWARDED_ALLOW_IPS``).
+        """
+        if self.settings.base_url is not None:
+            return f"{self.settings.base_url}/sso/callback"
+        if host is None or scheme not in ("http", "https") or _LOOPBACK_HOST.fullmatch(host) is None:
+            return None
+        return f"{scheme}://{host.lower()}/sso/callback"
+
+    async def login_url(self, sso: SSOBase, *, redirect_uri: str, state: str, code_challenge: str) -> str:
+        """The authorization URL for one login, with hookjail's own state and PKCE challenge (see
+        :mod:`proxy._oauth_state`; fastapi-sso's cookies are not used)."""
+        # What fastapi-sso's get_login_url does (none of the providers used here overrides it), with hookjail's
+        # state and challenge: fastapi-sso would make its own and keep them in unsigned cookies.
+        pkce = {"code_challenge": code_challenge, "code_challenge_method": "S256"} if self.uses_pkce else {}
+        url: str = sso.oauth_client.prepare_request_uri(
+            await sso.authorization_endpoint, redirect_uri=redirect_uri, state=state, scope=sso.scope, **pkce
+        )
+        return url
 
     async def create(self, redirect_uri: str) -> SSOBase:
         """A new provider object; use it as ``async with`` around one login step.
@@ -195,7 +245,6 @@ class SSOProvider:
                     discovery_document=document,
                     response_convertor=_convertor(generic),
                 )
-                provider_class.uses_pkce = generic.use_pkce
                 self._generic_class = provider_class
         return self._generic_class
 
@@ -223,6 +272,23 @@ async def _discover(generic: GenericOIDC) -> DiscoveryDocument:
 
 
 def _convertor(generic: GenericOIDC) -> Callable[[dict[str, Any], httpx.AsyncClient | None], OpenID]:
+    """The generic provider's userinfo → fastapi-sso's ``OpenID`` with LiteLLM's attribute choices, plus
+    ``email_verified`` (the claim: ``True``/``False``, ``None`` when absent or not a boolean), ``subject`` (the
+    ``sub`` claim, else the user id attribute's value for a provider that sends no ``sub``) and ``issuer`` (the
+    discovery URL without ``/.well-known/openid-configuration``, which OIDC Discovery makes the issuer; without
+    discovery the response's ``iss``, else ``"generic"``). The login binds stored users to ``issuer`` and
+    ``subject`` (:mod:`proxy._login`), so that a user id taken from an editable claim cannot take over an
+    account."""
+
+    class IdPOpenID(OpenID):
+        email_verified: bool | None = None
+        subject: str | None = None
+        issuer: str | None = None
+
+    suffix = "/.well-known/openid-configuration"
+    discovered = generic.discovery_url
+    issuer = discovered[: -len(suffix)] if discovered and discovered.endswith(suffix) else discovered
+
     def pick(response: dict[str, Any], names: tuple[str, ...]) -> str | None:
         for name in names:
             value = response.get(name)
@@ -230,15 +296,26 @@ def _convertor(generic: GenericOIDC) -> Callable[[dict[str, Any], httpx.AsyncCli
                 return str(value)
         return None
 
+    def verified(value: Any) -> bool | None:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):  # e.g. AWS Cognito
+            return value.strip().lower() == "true"
+        return None
+
     def convert(response: dict[str, Any], _session: httpx.AsyncClient | None = None) -> OpenID:
-        return OpenID(
-            id=pick(response, generic.id_attribute),
+        user_id = pick(response, generic.id_attribute)
+        return IdPOpenID(
+            id=user_id,
             email=pick(response, generic.email_attribute),
             first_name=pick(response, generic.first_name_attribute),
             last_name=pick(response, generic.last_name_attribute),
             display_name=pick(response, generic.display_name_attribute),
             picture=pick(response, ("picture",)),
             provider=pick(response, (generic.provider_attribute,)) or "generic",
+            email_verified=verified(response.get("email_verified")),
+            subject=pick(response, ("sub",)) or user_id,
+            issuer=issuer or pick(response, ("iss",)) or "generic",
         )
 
     return convert

@@ -187,6 +187,12 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="database URL (default: general_settings.database_url, else a SQLite file hookjail.db beside config.yaml)",
     )
     parser.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="log level (default: info)")
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        metavar="ADDRESSES",
+        help="comma-separated addresses or networks of the reverse proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed, or * for any (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1)",
+    )
     _add_hook_flags(parser, concurrency=True)
     return parser
 
@@ -414,10 +420,29 @@ def _configure_logging(level: str) -> None:
 
 
 def _run_server(
-    app: FastAPI, *, host: str, port: int, log_level: str, on_started: Callable[[], None] | None = None
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    on_started: Callable[[], None] | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> int:
-    """Serve ``app`` until interrupted; 1 if it did not start (the reason is printed)."""
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on"))
+    """Serve ``app`` until interrupted; 1 if it did not start (the reason is printed).
+
+    uvicorn believes ``X-Forwarded-Proto``/``-For`` only from ``forwarded_allow_ips`` (None: uvicorn's
+    ``FORWARDED_ALLOW_IPS``, else loopback); ``X-Forwarded-Host`` is never used.
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
+    server = uvicorn.Server(config)
 
     async def announce(callback: Callable[[], None]) -> None:
         while not server.started:
@@ -453,7 +478,13 @@ def _serve(args: argparse.Namespace) -> int:
         config, os.environ, database_url=args.database_url, allow_weak_sandbox=args.allow_weak_sandbox
     )
     _configure_logging(args.log_level)
-    return _run_server(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return _run_server(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -489,6 +520,8 @@ def _demo(args: argparse.Namespace) -> int:
                 database=str(scratch / "demo.db") if scratch else _hide_password(database_url),
                 temporary=scratch is not None,
                 host=args.host,
+                master_key=settings.master_key,
+                generated_key=settings.master_key == environ["LITELLM_MASTER_KEY"],
             )
             return _run_server(
                 create_app(settings),
@@ -530,8 +563,18 @@ def _port_free(host: str, port: int) -> None:
             ) from None
 
 
-def _demo_banner(*, url: str, config: ProxyConfig, idp_url: str, database: str, temporary: bool, host: str) -> str:
-    from ._demo import CLIENT_ID, SAMPLE_USERS  # noqa: PLC0415
+def _demo_banner(
+    *,
+    url: str,
+    config: ProxyConfig,
+    idp_url: str,
+    database: str,
+    temporary: bool,
+    host: str,
+    master_key: str,
+    generated_key: bool = True,
+) -> str:
+    from ._demo import CLIENT_ID, SAMPLE_USERS, master_key_lines  # noqa: PLC0415
 
     hook = config.hook.dotted if config.hook is not None else "none (general_settings.custom_sso is not set)"
     try:
@@ -555,7 +598,7 @@ def _demo_banner(*, url: str, config: ProxyConfig, idp_url: str, database: str, 
         f"  proxy              {url}  config {shown_config}, hook {hook}",
         f"  identity provider  {idp_url}  (oidc-provider-mock, in this process)",
         f"  OIDC client        GENERIC_CLIENT_ID={CLIENT_ID}, a random secret, GENERIC_DISCOVERY_URL at the provider",
-        "  master key         random, made for this session (its logins end when the demo stops)",
+        *master_key_lines(url, master_key, generated=generated_key),
         f"  database           {database}" + ("  (temporary, deleted when the demo stops)" if temporary else ""),
         "  Your shell's SSO variables and master key are not used, and nothing was exported.",
     ]

@@ -17,8 +17,11 @@ __all__ = ("LitellmUserRoles", "OpenID", "RoleName", "SSOUserDefinedValues")
 class OpenID(BaseModel):
     """What the identity provider said about the user, as fastapi-sso's ``OpenID``.
 
-    Every field is an optional string. Inside the sandbox ``email`` is a plain string: the proxy has already
-    validated it before the hook runs.
+    Every field is an optional string, but ``email_verified``: whether the identity provider says it verified
+    ``email`` (its ``email_verified`` claim), ``None`` when it does not say (Microsoft never does; Google
+    always verified it). A hook that trusts the email (its domain, a directory lookup by email) should refuse
+    ``email_verified is False``: such a provider lets users set any address. Inside the sandbox ``email`` is a
+    plain string: the proxy has already validated it before the hook runs.
 
     Example:
         >>> user = OpenID(id="alice", email="alice@example.com", provider="generic")
@@ -35,6 +38,7 @@ class OpenID(BaseModel):
     display_name: str | None = None
     picture: str | None = None
     provider: str | None = None
+    email_verified: bool | None = None
 
 
 class LitellmUserRoles(str, Enum):  # noqa: UP042 (LiteLLM's own base classes: str() behaves the same)

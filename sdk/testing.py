@@ -24,6 +24,10 @@ login's 403 page would show — distinct from :class:`runner.HookRaised`, whose 
     ...     run_hook_sync("custom_sso.py:custom_sso_handler", {"id": "zed", "email": "zed@elsewhere.org"})
     >>> denied.value.reason  # doctest: +SKIP
     'zed@elsewhere.org is not on the allowlist — ask #it-help'
+
+A relative ``"custom_sso.py:custom_sso_handler"`` given to :func:`run_hook` or :func:`run_hook_sync` is relative
+to the directory of the file that called it (the test file), not to the current directory: a hook's tests pass
+whichever directory pytest runs from.
 """
 
 from __future__ import annotations
@@ -119,6 +123,38 @@ def hook_spec(target: HookTarget) -> HookSpec:
     return HookSpec(path=Path(path).resolve(), function=function, adapter=ADAPTER)
 
 
+_SDK = Path(os.path.abspath(__file__)).parent  # as code objects name it (not resolved: a symlinked test stays put)
+
+
+def _caller_directory() -> Path | None:
+    """The directory of the first caller outside this package (the test file), or ``None`` when that code has
+    no file (an interactive session, ``python -c``, a doctest)."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename.startswith("<") and filename.endswith(">"):
+                return None
+            path = Path(os.path.abspath(filename))
+            if path.parent != _SDK and _SDK not in path.parents:
+                return path.parent
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # no reference cycle through the frames
+
+
+def _anchored(target: HookTarget) -> HookTarget:
+    """``target`` with a relative path made absolute: relative to the caller's file (see :func:`run_hook`), or
+    to the current directory for code without a file."""
+    if callable(target):
+        return target
+    path, sep, function = os.fspath(target).rpartition(":")
+    if not sep or not path or Path(path).is_absolute():
+        return target  # absolute, or malformed (hook_spec names the problem)
+    return f"{(_caller_directory() or Path.cwd()) / path}{sep}{function}"
+
+
 async def run_hook(
     target: HookTarget,
     openid: OpenID | Mapping[str, Any] | None = None,
@@ -130,7 +166,11 @@ async def run_hook(
     """Run a hook once through the real sandbox and validate what it returns, as a login would.
 
     Args:
-        target: ``"path/to/custom_sso.py:custom_sso_handler"``, or the handler function itself.
+        target: ``"path/to/custom_sso.py:custom_sso_handler"``, or the handler function itself. A relative
+            path is relative to the directory of the calling file (the first caller outside the ``sdk``
+            package: your test file), not to the current directory, so a test passes whichever directory pytest
+            runs from; an absolute path is used as it is. Code without a file (``python -c``, a doctest) keeps
+            the current directory.
         openid: the user, as an :class:`~sdk.OpenID` or a dict (default: :data:`SAMPLE_OPENID`).
         limits: resource limits (default: production's ``Limits()``).
         host: answers host calls (default: an empty :class:`FakeHost` granting ``user_info``).
@@ -146,7 +186,7 @@ async def run_hook(
         runner.HookError: the hook failed (raised, timed out, hit a limit, did not import, ...).
         ValuesInvalid: the hook returned values the proxy would refuse (``.field`` names the key).
     """
-    spec = hook_spec(target)
+    spec = hook_spec(_anchored(target))  # before the first await: the caller's frame is still on the stack
     arg = openid.model_dump() if isinstance(openid, OpenID) else dict(openid or SAMPLE_OPENID)
     async with HookRunner(spec, limits or Limits(), sandbox or Sandbox()) as runner:
         layers = runner.layers
@@ -174,6 +214,9 @@ def run_hook_sync(
 ) -> RunResult:
     """:func:`run_hook` for plain (non-async) tests: runs it in a new event loop.
 
-    Must not be called from a running event loop (use ``await run_hook(...)`` there).
+    A relative path is relative to the calling file's directory, as for :func:`run_hook`. Must not be called
+    from a running event loop (use ``await run_hook(...)`` there).
     """
-    return asyncio.run(run_hook(target, openid, limits=limits, host=host, sandbox=sandbox))
+    # anchored here: inside asyncio.run the first frame outside the sdk would be asyncio's
+    anchored = _anchored(target)
+    return asyncio.run(run_hook(anchored, openid, limits=limits, host=host, sandbox=sandbox))

@@ -8,6 +8,7 @@ from ._models import TeamMember as TeamMember
 from ._models import UISession as UISession
 from ._models import User as User
 from ._store import Database as Database
+from ._store import IdentityMismatch as IdentityMismatch
 from ._store import LoginRecord as LoginRecord
 from ._store import RunRecord as RunRecord
 from ._store import SessionRows as SessionRows
@@ -19,6 +20,7 @@ from ._store import utcnow as utcnow
 __all__ = (
     "Database",
     "HookRun",
+    "IdentityMismatch",
     "LoginRecord",
     "RunRecord",
     "SessionRows",

@@ -27,6 +27,10 @@ class User(Base):
 
     Users created by the management API or by host calls before their first login get the role they were
     given, or ``internal_user_viewer``; their first login applies the hook's values.
+
+    ``idp_issuer`` and ``idp_subject`` bind the user to one identity-provider account (its issuer and ``sub``):
+    set by the user's first SSO login (``NULL`` until then), after which a login of another account that maps
+    to this user id is refused (:mod:`proxy._login`).
     """
 
     __tablename__ = "users"
@@ -44,6 +48,8 @@ class User(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # "metadata" is taken by SQLAlchemy's declarative base: the attribute has another name than the column
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    idp_issuer: Mapped[str | None] = mapped_column(String(512))
+    idp_subject: Mapped[str | None] = mapped_column(String(256))
 
 
 class Team(Base):

@@ -15,13 +15,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, delete, event, func, or_, select, text
+from sqlalchemy import Connection, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from ._models import HookRun, Team, TeamMember, UISession, User
 
-__all__ = ("Database", "LoginRecord", "RunRecord", "SessionRows", "StagedWrites", "normalize_url", "utcnow")
+__all__ = (
+    "Database",
+    "IdentityMismatch",
+    "LoginRecord",
+    "RunRecord",
+    "SessionRows",
+    "StagedWrites",
+    "normalize_url",
+    "utcnow",
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x686F6F6B6A61696C  # "hookjail"
@@ -104,6 +113,19 @@ class LoginRecord:
     provider: str | None
     session_id: str
     session_expires_at: datetime
+    #: the identity provider's account that signed in (its issuer and ``sub``): the user is bound to it
+    idp_issuer: str | None = None
+    idp_subject: str | None = None
+
+
+class IdentityMismatch(Exception):
+    """Raised by :meth:`Database.complete_login` (nothing written) when the user is bound to another
+    identity-provider account than the login's, or the login has no subject and the user is bound."""
+
+    def __init__(self, user_id: str, bound_issuer: str | None) -> None:
+        super().__init__(f"user {user_id!r} is bound to another identity-provider account")
+        self.user_id = user_id
+        self.bound_issuer = bound_issuer
 
 
 class Database:
@@ -148,16 +170,40 @@ class Database:
     async def complete_login(self, login: LoginRecord, run: RunRecord, staged: StagedWrites | None = None) -> None:
         """In one transaction: the hook's staged writes, the user upsert with the validated values, the run
         and the session. If any of it fails (e.g. a user the hook created was created meanwhile by someone
-        else), none of it is written."""
+        else), none of it is written.
+
+        The user is bound to the login's identity-provider account (``idp_issuer``, ``idp_subject``) when it
+        is not bound yet (a new user, one created by the management API or a host call, one from before the
+        binding existed); a user bound to another account is not touched.
+
+        Raises:
+            IdentityMismatch: the user is bound to another identity-provider account.
+        """
         now = utcnow()
         async with self._sessions.begin() as session:
             if staged is not None and (staged.teams or staged.users):
                 session.add_all([*staged.teams, *staged.users])
                 await session.flush()
-            user = await session.get(User, login.user_id)
+            user = await session.get(User, login.user_id, with_for_update=True)
             if user is None:
-                user = User(id=login.user_id, created_at=now)
+                user = User(
+                    id=login.user_id, created_at=now, idp_issuer=login.idp_issuer, idp_subject=login.idp_subject
+                )
                 session.add(user)
+            elif user.idp_subject is None and login.idp_subject is not None:
+                # conditional, so that of two first logins at once only one binds; the other then compares
+                await session.execute(
+                    update(User)
+                    .where(User.id == login.user_id, User.idp_subject.is_(None))
+                    .values(idp_issuer=login.idp_issuer, idp_subject=login.idp_subject)
+                    .execution_options(synchronize_session=False)
+                )
+                await session.refresh(user)
+            if user.idp_subject is not None and (user.idp_issuer, user.idp_subject) != (
+                login.idp_issuer,
+                login.idp_subject,
+            ):
+                raise IdentityMismatch(login.user_id, user.idp_issuer)
             user.email = login.email
             user.role = login.role
             user.models = list(login.models)
@@ -198,6 +244,19 @@ class Database:
         """The hook run with this id, if any."""
         async with self._sessions() as session:
             return await session.get(HookRun, run_id)
+
+    async def latest_login_run(self, user_id: str) -> HookRun | None:
+        """The hook run of this user's most recent successful login: the newest run that named ``user_id`` and
+        signed someone in (HTTP 303; with ``on_failure: idp_defaults`` that may be a failed run whose
+        ``fallback`` says the identity provider's defaults were used instead)."""
+        query = (
+            select(HookRun)
+            .where(HookRun.user_id == user_id, HookRun.http_status == 303)
+            .order_by(HookRun.started_at.desc(), HookRun.run_id.desc())
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            return (await session.scalars(query)).first()
 
     async def recent_runs(
         self, limit: int = 50, *, outcome: str | None = None, user_id: str | None = None

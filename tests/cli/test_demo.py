@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
+import json
+import re
+import shlex
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urljoin
 
+import httpx
 import pytest
 
-from proxy._demo import claims_for, find_example_config
+from proxy._demo import claims_for, find_example_config, master_key_lines
 from proxy._errors import ConfigError
 from tests.cli.demo import Demo, dashboard_values, run_demo, sign_in
 from tests.cli.helpers import REPO, free_port, hookjail
@@ -132,3 +141,78 @@ def test_typed_subs_become_usable_claims(typed: str, email: str, name: str) -> N
     assert claims["email"] == email
     assert claims["name"] == name
     assert claims["email_verified"] is True
+
+
+# --- which hook decided, and looking its run up -----------------------------------------------------------------
+
+
+def hook_values(page: str) -> dict[str, str]:
+    """The dashboard's facts about the hook run (``<dd id="hook-...">`` and ``<dd id="run-id">``)."""
+    pattern = r'<dd id="(hook-[a-z0-9-]+|run-id)"[^>]*>([^<]*)</dd>'
+    return {name: html.unescape(value) for name, value in re.findall(pattern, page)}
+
+
+def session_cookie(response: httpx.Response) -> str:
+    """The session cookie the login's callback set (``sign_in`` followed its redirects)."""
+    for step in (*response.history, response):
+        if "token" in step.cookies:
+            return step.cookies["token"]
+    raise AssertionError("no session cookie was set")
+
+
+def test_dashboard_says_which_hook_decided_and_its_run(demo: Demo) -> None:
+    response = sign_in(demo, "alice@example.com")
+    assert response.url.path == "/ui/"
+    facts = hook_values(response.text)
+    assert facts["hook-file"] == "custom_sso.py"
+    source = (REPO / "examples" / "custom_sso.py").read_bytes()
+    assert facts["hook-sha256"] == hashlib.sha256(source).hexdigest()[:12]
+    assert float(facts["hook-duration-ms"]) > 0
+    assert re.fullmatch(r"[0-9a-f]{16}", facts["run-id"]), facts
+    assert 'id="hook-decided"' in response.text
+    assert 'id="run-link"' not in response.text  # not an admin
+    # ... and a non-admin's session does not read runs
+    cookie = {"token": session_cookie(response)}
+    looked_up = httpx.get(urljoin(demo.url, f"/hook/runs/{facts['run-id']}"), cookies=cookie, timeout=30)
+    assert looked_up.status_code == 401
+
+
+def test_banner_prints_the_master_key_and_a_curl_line_that_looks_a_run_up(demo: Demo) -> None:
+    key = re.search(r"^\s*master key\s+(sk-\S+)", demo.banner, re.MULTILINE)
+    assert key, demo.banner
+    line = re.search(r"^\s*look up a run\s+(curl .*)$", demo.banner, re.MULTILINE)
+    assert line, demo.banner
+    run_id = hook_values(sign_in(demo, "Grace Hopper").text)["run-id"]
+    command = shlex.split(line.group(1).replace("<run_id>", run_id))
+    assert command[:3] == ["curl", "-H", f"Authorization: Bearer {key.group(1)}"]
+    assert command[3] == urljoin(demo.url, f"/hook/runs/{run_id}")
+    curl = shutil.which("curl")
+    if curl is not None:
+        result = subprocess.run([curl, "-sS", *command[1:]], capture_output=True, text=True, timeout=30, check=True)
+        record = json.loads(result.stdout)
+    else:  # the same request without curl
+        record = httpx.get(command[3], headers={"Authorization": command[2].partition(": ")[2]}, timeout=30).json()
+    assert record["run_id"] == run_id
+    assert record["outcome"] == "ok"
+    assert record["user_id"] == "Grace Hopper"
+    assert record["stdout"].startswith("inside custom sso handler")
+
+
+def test_an_admins_dashboard_links_the_run_and_the_session_opens_it(demo: Demo) -> None:
+    response = sign_in(demo, "boss@admin.example.com")
+    link = re.search(r'<a id="run-link" href="([^"]+)"', response.text)
+    assert link, response.text
+    run_id = hook_values(response.text)["run-id"]
+    assert link.group(1) == f"/hook/runs/{run_id}"
+    opened = httpx.get(urljoin(demo.url, link.group(1)), cookies={"token": session_cookie(response)}, timeout=30)
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["run_id"] == run_id
+    assert opened.json()["user_id"] == "boss@admin.example.com"
+    anonymous = httpx.get(urljoin(demo.url, link.group(1)), timeout=30)
+    assert anonymous.status_code == 401
+
+
+def test_a_master_key_the_demo_did_not_make_is_not_printed() -> None:
+    lines = "\n".join(master_key_lines("http://127.0.0.1:4000/", "sk-operators-own", generated=False))
+    assert "sk-operators-own" not in lines
+    assert "curl -H 'Authorization: Bearer <master_key>' http://127.0.0.1:4000/hook/runs/<run_id>" in lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,9 +63,18 @@ def test_newcomer_logs_in_by_typing_an_email(demo: Demo, page: Page, tmp_path: P
     expect(page.locator("#user-role")).to_have_text("proxy_admin")
     expect(page.locator("#user-models")).to_have_text("gpt-4o, gpt-4o-mini, claude-sonnet")
     expect(page.locator("#user-max-budget")).to_have_text("100")
+    expect(page.locator("#hook-file")).to_have_text("custom_sso.py")
+    expect(page.locator("#hook-sha256")).to_have_text(re.compile(r"^[0-9a-f]{12}$"))
+    run_id = page.locator("#run-id").inner_text()
     screenshot = tmp_path / "dashboard.png"
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 0
+    # an admin: the run's record is one click away, opened with the session alone
+    page.locator("#run-link").click()
+    page.wait_for_url(re.compile(rf"/hook/runs/{run_id}$"))
+    record = json.loads(page.locator("body").inner_text())
+    assert record["run_id"] == run_id
+    assert record["user_id"] == "dana@admin.example.com"
 
 
 def test_newcomer_logs_in_with_a_suggested_user(demo: Demo, page: Page) -> None:
@@ -74,5 +84,7 @@ def test_newcomer_logs_in_with_a_suggested_user(demo: Demo, page: Page) -> None:
     page.wait_for_url(re.compile(r"/ui/\?login=success$"))
     expect(page.locator("#user-role")).to_have_text("internal_user")
     expect(page.locator("#user-models")).to_have_text("gpt-4o-mini")
+    expect(page.locator("#hook-decided")).to_be_visible()
+    expect(page.locator("#run-link")).to_have_count(0)  # not an admin
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("link", name="Log in with SSO")).to_be_visible()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from runner import HookRaised
@@ -49,6 +51,9 @@ def test_hookjail_check_passes_with_the_secret_in_the_environment(hr_directory: 
 
 
 def test_hookjail_check_refuses_to_start_without_the_secret() -> None:
-    result = check_process("hr_directory")
+    result = check_process("hr_directory")  # --json: the config error is a JSON object on stdout
     assert result.returncode == 2
-    assert "hook_settings.env.HR_API_TOKEN: environment variable HR_API_TOKEN is not set" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "config_error"
+    assert "hook_settings.env.HR_API_TOKEN: environment variable HR_API_TOKEN is not set" in report["error"]
+    assert "hook_settings.env.HR_API_TOKEN" in report["keys"]

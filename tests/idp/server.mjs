@@ -10,6 +10,9 @@
 //   "alice"                 -> email alice@example.com
 //   "bob@corp.example.com"  -> email bob@corp.example.com
 // and the user id claims (sub, preferred_username) are the login's local part.
+// A login may end with ";claim=value" pairs that override claims ("true"/"false" become booleans), e.g.
+//   "mallory;preferred_username=alice"            -> sub mallory, but preferred_username alice
+//   "boss@admin.example.com;email_verified=false" -> an email the provider says is not verified
 // Prints "ready <issuer>" on stdout once it listens.
 import Provider from 'oidc-provider';
 
@@ -17,9 +20,16 @@ const port = Number(process.env.IDP_PORT);
 const host = '127.0.0.1';
 const issuer = `http://${host}:${port}`;
 
-function claimsFor(login) {
+function claimsFor(account) {
+  const [login, ...overrides] = account.split(';');
   const [local, domain] = login.includes('@') ? login.split('@', 2) : [login, 'example.com'];
   const given = local.charAt(0).toUpperCase() + local.slice(1);
+  const changed = {};
+  for (const pair of overrides) {
+    const at = pair.indexOf('=');
+    const value = pair.slice(at + 1);
+    changed[pair.slice(0, at)] = value === 'true' ? true : value === 'false' ? false : value;
+  }
   return {
     sub: local,
     preferred_username: local,
@@ -29,6 +39,7 @@ function claimsFor(login) {
     given_name: given,
     family_name: 'Tester',
     picture: `${issuer}/pictures/${local}.png`,
+    ...changed,
   };
 }
 

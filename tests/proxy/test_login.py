@@ -15,6 +15,9 @@ import httpx
 from proxy._sessions import SessionCodec
 from tests.proxy.harness import MASTER_KEY, REPO, ProxyFactory, login, new_client, proxy_env, write_config
 
+#: /health's details (the hook, its sandbox layers, its reload errors) are for the master key only.
+OPERATOR = {"Authorization": f"Bearer {MASTER_KEY}"}
+
 RAISING_HOOK = """
 async def custom_sso_handler(userIDPInfo):
     print("about to fail for", userIDPInfo.id)
@@ -136,7 +139,7 @@ def test_hook_that_no_longer_imports_keeps_the_last_good_version(start: ProxyFac
     proxy.write_hook("def custom_sso_handler(userIDPInfo):\n    return {\n")
     with new_client() as client:
         assert field(login(client, proxy, "erin@example.com"), "user-role") == "internal_user"
-    health = httpx.get(f"{proxy.base_url}/health").json()
+    health = httpx.get(f"{proxy.base_url}/health", headers=OPERATOR).json()
     assert health["status"] == "ok"
     assert "SyntaxError" in health["hook"]["last_reload_error"] or "line" in health["hook"]["last_reload_error"]
 
@@ -417,7 +420,7 @@ def test_explicit_generic_endpoints_work_without_discovery(start: ProxyFactory) 
 
 def test_health_reports_the_runner(start: ProxyFactory) -> None:
     proxy = start()
-    health = httpx.get(f"{proxy.base_url}/health").json()
+    health = httpx.get(f"{proxy.base_url}/health", headers=OPERATOR).json()
     assert health["status"] == "ok"
     assert health["database"] == "ok"
     assert health["hook"]["healthy"] is True
@@ -464,7 +467,7 @@ def test_example_config_serves_a_login(start: ProxyFactory, tmp_path: Path) -> N
 
 def test_without_custom_sso_logins_get_litellm_defaults(start: ProxyFactory) -> None:
     proxy = start(hook_source=None)
-    assert httpx.get(f"{proxy.base_url}/health").json()["hook"] is None
+    assert httpx.get(f"{proxy.base_url}/health", headers=OPERATOR).json()["hook"] is None
     with new_client() as client:
         response = login(client, proxy, "yara@example.com")
         assert field(response, "user-role") == "internal_user_viewer"

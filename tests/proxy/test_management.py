@@ -399,3 +399,175 @@ async def test_failed_logins_run_id_resolves_to_its_outcome_and_error(start: Pro
     assert "about to fail for frank" in run["stdout"]
     assert (run["subject"], run["user_id"], run["email"]) == ("frank", None, "frank@example.com")
     assert [r["run_id"] for r in listed["runs"]] == [run_id]
+
+
+# --- auth before the body, and input bounds ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/user/new", "/team/new", "/team/member_add"])
+@pytest.mark.parametrize("body", [b"{not json", b"[" * 100_000, b'{"user_id": "x", "max_budget": 1e309}'])
+async def test_unauthenticated_body_is_a_401_and_never_parsed(app: FastAPI, path: str, body: bytes) -> None:
+    """Malformed JSON is a 401, not FastAPI's 422: the key is checked before the body is read."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hookjail.test") as client:
+        response = await client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["type"] == "auth_error"
+
+
+#: NUL, CR/LF, LF, ESC, DEL, a C1 control; bidi overrides and embeddings, isolates, a right-to-left mark.
+UNSAFE_IDS = [
+    "a\x00b",
+    "a\r\nb",
+    "a\nb",
+    "\x1b[31mred",
+    "a\x7fb",
+    "a\x85b",
+    "admin\u202egpj.exe",
+    "a\u202ab",
+    "a\u2066b",
+    "a\u2069",
+    "a\u200fb",
+]
+
+
+def _body_with(path: str, field: str, value: Any) -> dict[str, Any]:
+    """A valid body of ``path`` except that ``field`` (``a.b`` for nested) is ``value``."""
+    bodies: dict[str, dict[str, Any]] = {
+        "/user/new": {"user_id": "x"},
+        "/team/new": {"team_id": "t", "members_with_roles": [{"user_id": "m"}]},
+        "/team/member_add": {"team_id": "t", "member": {"user_id": "m"}},
+    }
+    body = bodies[path]
+    head, _, tail = field.partition(".")
+    if tail:
+        member = body[head][0] if isinstance(body[head], list) else body[head]
+        member[tail] = value
+    else:
+        body[head] = value
+    return body
+
+
+@pytest.mark.parametrize("value", UNSAFE_IDS)
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/user/new", "user_id"),
+        ("/user/new", "user_alias"),
+        ("/user/new", "models"),
+        ("/user/new", "teams"),
+        ("/team/new", "team_id"),
+        ("/team/new", "team_alias"),
+        ("/team/new", "models"),
+        ("/team/new", "members_with_roles.user_id"),
+        ("/team/member_add", "team_id"),
+        ("/team/member_add", "member.user_id"),
+    ],
+)
+async def test_ids_with_control_or_bidi_characters_are_a_422_naming_the_field(
+    api: httpx.AsyncClient, path: str, field: str, value: str
+) -> None:
+    leaf = field.rpartition(".")[2]
+    body = _body_with(path, field, [value] if leaf in {"models", "teams"} else value)
+    detail = (await post(api, path, body, 422))["detail"]
+    assert leaf in detail[0]["loc"], detail
+    assert "control characters" in detail[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "not an email",
+        "alice",
+        "alice@",
+        "@example.com",
+        "alice@example",
+        "alice@@example.com",
+        "a b@example.com",
+        "alice@exa mple.com",
+        "alice@-example.com",
+        "alice@example..com",
+        "alice@127.0.0.1",
+        "alice.@example.com",
+        '"alice"@example.com',
+        "alice@example.com\r\nBcc: eve@example.com",
+        "alice@example.com\x00",
+        "alice\u202e@example.com",
+        "x" * 65 + "@example.com",
+    ],
+)
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/user/new", "user_email"),
+        ("/team/new", "members_with_roles.user_email"),
+        ("/team/member_add", "member.user_email"),
+    ],
+)
+async def test_bad_emails_are_a_422_naming_the_field(api: httpx.AsyncClient, path: str, field: str, email: str) -> None:
+    detail = (await post(api, path, _body_with(path, field, email), 422))["detail"]
+    assert "user_email" in detail[0]["loc"], detail
+
+
+@pytest.mark.parametrize(
+    "email", ["Erin@Example.com", "o'brien+tag@mail.example.co.uk", "jörg@bücher.de", "ops@intranet.local"]
+)
+async def test_real_emails_are_accepted(api: httpx.AsyncClient, email: str) -> None:
+    assert (await post(api, "/user/new", {"user_email": email}))["user_email"] == email
+
+
+@pytest.mark.parametrize("number", ["1e309", "-1e309", "NaN", "Infinity", "-Infinity", "-1", "-0.01", "1" + "0" * 400])
+@pytest.mark.parametrize(
+    ("path", "prefix", "field"),
+    [
+        ("/user/new", '{"user_id": "x", "max_budget": ', "max_budget"),
+        ("/team/new", '{"team_id": "t", "max_budget": ', "max_budget"),
+        (
+            "/team/member_add",
+            '{"team_id": "t", "member": {"user_id": "m"}, "max_budget_in_team": ',
+            "max_budget_in_team",
+        ),
+    ],
+)
+async def test_budgets_that_are_not_finite_or_negative_are_a_422_not_a_500(
+    api: httpx.AsyncClient, path: str, prefix: str, field: str, number: str
+) -> None:
+    response = await api.post(path, content=f"{prefix}{number}}}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert field in response.json()["detail"][0]["loc"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/user/list", {"page": 2**63}, "page"),
+        ("/user/list", {"page": 2**62}, "page"),
+        ("/user/list", {"page": 1_000_001}, "page"),
+        ("/user/list", {"page": 0}, "page"),
+        ("/user/list", {"page": -1}, "page"),
+        ("/user/list", {"page": "1e3"}, "page"),
+        ("/user/list", {"page_size": 2**63}, "page_size"),
+        ("/user/list", {"page_size": 10**30}, "page_size"),
+        ("/user/list", {"page_size": 0}, "page_size"),
+        ("/user/list", {"team": "eng\x00"}, "team"),
+        ("/user/list", {"role": "proxy_admin\r\n"}, "role"),
+        ("/user/list", {"user_ids": "a,b\u202e"}, "user_ids"),
+        ("/user/info", {"user_id": "alice\x00"}, "user_id"),
+        ("/user/info", {"user_id": "x" * 257}, "user_id"),
+        ("/team/info", {"team_id": "eng\u2066"}, "team_id"),
+        ("/team/info", {"team_id": "x" * 257}, "team_id"),
+        ("/hook/runs", {"user_id": "alice\n"}, "user_id"),
+        ("/hook/runs", {"outcome": "raised\x00"}, "outcome"),
+        ("/hook/runs", {"limit": 2**63}, "limit"),
+        ("/hook/runs/ab%00cd", {}, "run_id"),
+    ],
+)
+async def test_bad_query_numbers_and_ids_are_a_422_naming_them(
+    api: httpx.AsyncClient, path: str, params: dict[str, Any], field: str
+) -> None:
+    detail = (await get(api, path, 422, **params))["detail"]
+    assert detail[0]["loc"][-1] == field, detail
+
+
+async def test_the_last_page_served_is_empty_not_a_500(api: httpx.AsyncClient) -> None:
+    page = await get(api, "/user/list", page=1_000_000, page_size=100)
+    assert (page["users"], page["page"]) == ([], 1_000_000)

@@ -51,6 +51,7 @@ async def test_openid_model_dump_has_fastapi_ssos_fields() -> None:
         "display_name": None,
         "picture": None,
         "provider": "generic",
+        "email_verified": None,  # hookjail's addition (the IdP's claim), optional for LiteLLM handlers
     }
 
 

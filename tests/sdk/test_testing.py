@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import pytest
 
 from runner import Denial, HookImportError, HookRaised, HookTimeout, Limits, Sandbox
 from sdk import Deny, ValuesInvalid
+from sdk.pytest_plugin import HookTester
 from sdk.testing import FakeHost, HookDenied, hook_spec, run_hook, run_hook_sync
 
 from .conftest import HOOKS, hook
@@ -167,3 +171,77 @@ def test_a_subclass_of_deny_denies_too_in_the_sync_wrapper(tmp_path: Path) -> No
     with pytest.raises(HookDenied) as denied:
         run_hook_sync(f"{tmp_path / 'hook.py'}:handler", {"id": "sub", "email": "sub@example.com"})
     assert denied.value.reason == "sub@example.com is not listed"
+
+
+# --- relative paths: relative to the calling test file, not to the current directory ------------------------
+
+
+async def test_a_relative_path_is_relative_to_the_test_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no hooks/ here
+    result = await run_hook("hooks/values.py:returns_good_values", USER)
+    assert result.value["user_id"] == "alice"
+
+
+def test_a_relative_path_is_relative_to_the_test_file_in_the_sync_wrapper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run_hook_sync("hooks/values.py:returns_good_values", USER).value["user_id"] == "alice"
+
+
+def test_a_relative_path_through_the_hook_runner_fixture(
+    hook_runner: HookTester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert hook_runner.run_sync("hooks/values.py:returns_good_values", USER).value["user_id"] == "alice"
+
+
+def test_a_relative_path_is_not_the_current_directorys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a hooks/values.py in the working directory that would deny: the test file's directory wins
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "values.py").write_text(
+        textwrap.dedent(DENIER).replace("def handler", "def returns_good_values")
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run_hook_sync("hooks/values.py:returns_good_values", USER).value["user_id"] == "alice"
+
+
+def test_a_relative_path_from_a_hook_test_run_from_another_directory(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "hook.py").write_text(textwrap.dedent(DENIER))
+    (project / "test_hook.py").write_text(
+        textwrap.dedent("""
+        import pytest
+        from sdk.testing import HookDenied, run_hook_sync
+
+        def test_denies():
+            with pytest.raises(HookDenied, match="ask #it-help"):
+                run_hook_sync("hook.py:handler", {"id": "zed", "email": "zed@example.com"})
+        """)
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    result = subprocess.run(  # noqa: PLW1510 (asserted with the output)
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project / "test_hook.py")],
+        cwd=elsewhere,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+async def test_an_absolute_path_is_used_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = await run_hook(f"{HOOKS / 'values.py'}:returns_good_values", USER)
+    assert result.value["user_id"] == "alice"
+
+
+def test_code_without_a_file_keeps_the_current_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(HOOKS)
+    namespace: dict[str, object] = {"run_hook_sync": run_hook_sync, "USER": USER}
+    exec(compile("result = run_hook_sync('values.py:returns_good_values', USER)", "<string>", "exec"), namespace)
+    assert namespace["result"].value["user_id"] == "alice"  # type: ignore[attr-defined]

@@ -52,6 +52,17 @@ LANDLOCK_MIN_ABI = 6
 """The oldest Landlock ABI strict mode accepts. The worker runs as the proxy's uid (see
 :mod:`runner._userns`), so only Landlock's signal scoping (ABI 6) keeps it from signalling the proxy."""
 
+#: What to do when a layer is missing, said with the error (the README's "Deploying" has the details).
+_FIXES = {
+    "user_namespace": (
+        "In a container, run with hookjail's seccomp profile (deploy/seccomp/hookjail.json: the default profiles "
+        "refuse unshare without CAP_SYS_ADMIN); on Ubuntu 24.04 allow user namespaces for hookjail "
+        "(deploy/apparmor/hookjail, or sysctl kernel.apparmor_restrict_unprivileged_userns=0)"
+    ),
+    "private_tmp": "The tmpfs is mounted in the worker's own namespaces: allow mount in the seccomp/AppArmor profile",
+    "landlock": "Landlock with signal scoping needs Linux 6.12+ with landlock in the LSM list (lsm=...,landlock)",
+    "seccomp": "Install libseccomp2 (Debian/Ubuntu) and run a kernel with CONFIG_SECCOMP_FILTER",
+}
 _PR_SET_NO_NEW_PRIVS = 38
 _HOST_NETWORK = "host network (allowed)"
 
@@ -163,7 +174,10 @@ class Confinement:
 
         def unavailable(layer: str, why: str) -> None:
             if strict:
-                raise SandboxUnavailable(f"{layer} is not available on this host: {why}")
+                hint = _FIXES.get(layer, "")
+                raise SandboxUnavailable(
+                    f"{layer} is not available on this host: {why}" + (f". {hint}" if hint else "")
+                )
             layers[layer] = False
 
         # Everything that can fail for want of host support is checked and built before anything is

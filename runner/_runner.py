@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes.util
 import functools
@@ -14,10 +15,11 @@ import secrets
 import shutil
 import signal
 import site
+import statistics
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -54,6 +56,8 @@ _RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
 _SDK_DIR = os.path.join(os.path.dirname(_RUNNER_DIR), "sdk")
 #: Tasks of a worker that are not calls' threads: the template, its reaper, reserve children and slack.
 _TEMPLATE_TASKS = 16
+#: Calls whose slot-holding time :meth:`HookRunner.typical_duration` takes the median of.
+_RECENT_CALLS = 32
 
 
 def _python_paths() -> list[str]:
@@ -119,6 +123,12 @@ class HookRunner:
         self._closed = False
         self._encoder = FrameEncoder()
         self.restarts = 0
+        # Read-only counters for the embedding application (metrics, backpressure): calls waiting for a worker
+        # slot, and when each call holding one took it; how long recent calls held their slot.
+        self._waiting = 0
+        self._holding: dict[int, float] = {}
+        self._slot_ids = itertools.count()
+        self._held: collections.deque[float] = collections.deque(maxlen=_RECENT_CALLS)
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
@@ -169,6 +179,9 @@ class HookRunner:
 
     def _remove_tmp(self) -> None:
         if self._tmp_root is not None:
+            if self._identity.uid is not None:  # it was the worker's: take it back (/tmp is sticky)
+                with contextlib.suppress(OSError):
+                    os.chown(self._tmp_root, os.geteuid(), os.getegid())
             shutil.rmtree(self._tmp_root, ignore_errors=True)
             self._tmp_root = None
 
@@ -337,6 +350,61 @@ class HookRunner:
         """True when the hook's file changed since the running template imported it."""
         return _hook_fingerprint(self._path) != self._fingerprint
 
+    @property
+    def in_flight(self) -> int:
+        """Calls holding a worker slot now (at most ``limits.max_concurrency``)."""
+        return len(self._holding)
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a worker slot now (inside their own deadline)."""
+        return self._waiting
+
+    def typical_duration(self) -> float | None:
+        """The median time the last calls (up to 32) held their slot, in seconds; None before any ended."""
+        return statistics.median(self._held) if self._held else None
+
+    def expected_wait(self) -> float:
+        """The estimated seconds a call made now would wait for a slot: 0 while one is free (or before any
+        call ended). Every call is assumed to hold its slot for :meth:`typical_duration`: the oldest running call
+        frees the first slot, and each full round of calls waiting ahead adds one more duration."""
+        typical = self.typical_duration()
+        if len(self._holding) < self.limits.max_concurrency or typical is None:
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        oldest = min(self._holding.values())
+        return max(0.0, typical - (now - oldest)) + (self._waiting // self.limits.max_concurrency) * typical
+
+    def would_miss_deadline(self) -> float | None:
+        """Backpressure: the estimated wait (seconds) when a call made now would, by the estimate, not finish
+        within ``limits.timeout``: every slot busy, and the expected wait plus a typical call's duration longer
+        than the timeout. None otherwise (a slot is free, no call has ended yet, or the estimate fits). A caller
+        can then refuse at once rather than queue a call into its timeout."""
+        wait = self.expected_wait()
+        typical = self.typical_duration()
+        if wait <= 0.0 or typical is None or wait + typical <= self.limits.timeout:
+            return None
+        return wait
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Hold one of the ``max_concurrency`` worker slots, keeping :attr:`waiting` and :attr:`in_flight`."""
+        assert self._slots is not None
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        loop = asyncio.get_running_loop()
+        token = next(self._slot_ids)
+        self._holding[token] = taken = loop.time()
+        try:
+            yield
+        finally:
+            del self._holding[token]
+            self._held.append(loop.time() - taken)
+            self._slots.release()
+
     # --- calls ---------------------------------------------------------------------------------------------
 
     async def call(self, arg: Any, *, host: HostHandler | None = None, run_id: str | None = None) -> CallResult:
@@ -362,7 +430,7 @@ class HookRunner:
         run = _Run(self, run_id, started)
         try:
             async with asyncio.timeout_at(started + self.limits.timeout) as scope:
-                async with self._slots:
+                async with self._slot():
                     run.queued = False
                     return await run.execute(arg, host)
         except TimeoutError as exc:

@@ -63,7 +63,8 @@ def test_strict_mode_refuses_before_confining(missing: str) -> None:
 
 def test_strict_mode_refuses_landlock_without_signal_scoping() -> None:
     result = _prepare("landlock_scoping", strict=True)
-    assert result["error"] == "landlock is not available on this host: ABI 5 has no signal scoping (needs 6)"
+    assert result["error"].startswith("landlock is not available on this host: ABI 5 has no signal scoping (needs 6). ")
+    assert "Linux 6.12" in result["error"]  # and what to do about it
 
 
 def test_permissive_mode_runs_without_landlock_and_reports_it() -> None:

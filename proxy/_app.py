@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,12 +26,16 @@ from runner import HookImportError, SandboxUnavailable
 
 from ._bodylimit import MAX_BODY_BYTES, BodyLimit
 from ._config import ProxyConfig, resolve_reference
+from ._console import console_router
 from ._db import Database, User, as_utc, normalize_url, utcnow
 from ._errors import ConfigError, StartupError
 from ._headers import install_security_headers
 from ._hook import HookService
+from ._lifecycle import WorkerGuard
 from ._login import ADMIN_ROLES, LoginFailed, LoginService
 from ._management import check_master_key, install_error_handlers, management_router
+from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ._metrics import Metrics, PhaseTimer
 from ._oauth_state import COOKIE_LIFETIME, OAuthStates, StateInvalid, cookie_name, provider_error_text
 from ._pages import Pages
 from ._ratelimit import TokenBuckets
@@ -108,6 +114,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     pages = Pages()
     provider = SSOProvider(settings.sso)
     codec = SessionCodec(settings.master_key, settings.session_duration)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,6 +122,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
             hook: HookService | None = None
             if config.hook is not None:
                 hook = HookService(config, allow_weak_sandbox=settings.allow_weak_sandbox)
+                # the serving process (app.state.reap_workers): no worker outlives the runner's stop
+                guard = WorkerGuard() if app.state.reap_workers else None
+                if guard is not None:
+                    stack.push_async_callback(guard.wait_gone)
                 try:
                     await stack.enter_async_context(hook)
                 except HookImportError as exc:
@@ -129,6 +140,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
                         "hook_settings.sandbox: permissive to accept a weaker sandbox)",
                     ) from None
                 logger.info("hook %s ready; sandbox layers: %s", config.hook.dotted, _layers(hook))
+                if guard is not None:
+                    stack.callback(guard.snapshot)  # at shutdown, before the runner stops
             else:
                 logger.warning("general_settings.custom_sso is not set: logins get LiteLLM's default values")
             try:
@@ -142,8 +155,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
             app.state.database = database
             app.state.hook = hook
             app.state.runner = hook.runner if hook is not None else None
+            metrics.watch(hook)
             app.state.login = LoginService(
-                config=config, sso=settings.sso, hook=hook, database=database, sessions=codec
+                config=config, sso=settings.sso, hook=hook, database=database, sessions=codec, metrics=metrics
             )
             yield
 
@@ -151,7 +165,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         title="hookjail",
         summary="SSO login gateway whose LiteLLM-style custom SSO handler runs sandboxed",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs is served by the console router, with Swagger UI's files from the proxy
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -161,6 +175,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(management_router(settings.master_key))
     app.state.settings = settings
     app.state.startup_error = None
+    app.state.metrics = metrics
+    app.state.reap_workers = False  # True in `hookjail serve`, whose process owns every worker below it
 
     states = OAuthStates(settings.master_key)
     rate_limit = settings.sso.rate_limit
@@ -234,8 +250,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         is_secure = secure(request)
         response.delete_cookie(cookie_name(is_secure), path="/", secure=is_secure, httponly=True, samesite="lax")
 
-    def login_error(request: Request, reason: str, *, status: int, run_id: str | None = None) -> Response:
-        response = pages.error(reason, status=status, run_id=run_id)
+    def login_error(
+        request: Request, reason: str, *, status: int, run_id: str | None = None, run_link: bool = False
+    ) -> Response:
+        response = pages.error(reason, status=status, run_id=run_id, run_link=run_link)
         forget_login(request, response)
         return response
 
@@ -278,16 +296,79 @@ def create_app(settings: ServeSettings) -> FastAPI:
         )
         return response
 
+    def busy(request: Request) -> Response | None:
+        """Backpressure: 503 with Retry-After at once when every hook slot is busy and, by the runner's estimate
+        (:meth:`runner.HookRunner.would_miss_deadline`), this login would wait past its deadline. Answered
+        before the state is used or the code redeemed, and the login cookie is kept: reloading the page once
+        the proxy has room finishes the sign-in."""
+        hook: HookService | None = request.app.state.hook
+        if hook is None:
+            return None
+        wait = hook.runner.would_miss_deadline()
+        if wait is None:
+            return None
+        retry = max(1, math.ceil(wait))
+        logger.warning(
+            "refused a sign-in callback at once: every hook slot is busy (%d running, %d waiting) and it would "
+            "wait about %.1f s, past its %g s deadline",
+            hook.runner.in_flight,
+            hook.runner.waiting,
+            wait,
+            config.hook_settings.timeout,
+        )
+        response = pages.error(
+            f"Too many sign-ins are in progress right now. Reload this page in {retry} s to finish signing in.",
+            status=503,
+        )
+        response.headers["Retry-After"] = str(retry)
+        return response
+
     @app.get("/sso/callback", include_in_schema=False)
     async def sso_callback(request: Request) -> Response:
+        """The login's callback, timed (``Server-Timing``: idp, hook, db, total), counted by outcome
+        (``/metrics``) and logged as one line (``event: login``)."""
+        timer = PhaseTimer()
+        trace = _LoginTrace()
+        try:
+            response = await _sso_callback(request, timer, trace)
+        except BaseException:
+            metrics.login("error")
+            raise
+        response.headers["Server-Timing"] = timer.header()
+        metrics.login(trace.outcome)
+        total_ms = (time.perf_counter() - timer.started) * 1000
+        logger.info(
+            "login %s: %s (%d) in %.1f ms, run %s",
+            one_line(trace.subject or "?", 300),
+            trace.outcome,
+            response.status_code,
+            total_ms,
+            trace.run_id or "-",
+            extra={
+                "event": "login",
+                "run_id": trace.run_id,
+                "outcome": trace.outcome,
+                "status": response.status_code,
+                "duration_ms": round(total_ms, 1),
+                "subject": trace.subject,
+                "provider": trace.provider,
+                **{f"{name}_ms": round(timer.phases.get(name, 0.0) * 1000, 1) for name in PhaseTimer.PHASES},
+            },
+        )
+        return response
+
+    async def _sso_callback(request: Request, timer: PhaseTimer, trace: _LoginTrace) -> Response:
         refused = too_many(request, callback_buckets)
         if refused is not None:
+            trace.outcome = "rate_limited"
             return refused
         redirect_uri = callback_uri(request)
         if redirect_uri is None:
+            trace.outcome = "bad_request"
             return unknown_host(request)
         params = request.query_params
         if "error" in params:
+            trace.outcome = "idp_error"
             # the provider's words (or an attacker's: anyone can send this link) are logged escaped, never shown
             error = params["error"]
             logger.info(
@@ -296,10 +377,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
                 one_line(params.get("error_description", ""), 300),
             )
             return login_error(request, provider_error_text(error), status=401)
+        overloaded = busy(request)
+        if overloaded is not None:
+            trace.outcome = "busy"
+            return overloaded
         try:
             verifier = states.finish(request.cookies.get(cookie_name(secure(request))), params.get("state"))
         except StateInvalid as exc:
             # refused before any request to the identity provider
+            trace.outcome = "state_invalid"
             logger.warning("refused a sign-in callback: %s", exc.reason)
             return login_error(
                 request,
@@ -309,32 +395,42 @@ def create_app(settings: ServeSettings) -> FastAPI:
             )
         code = params.get("code")
         if not code:
+            trace.outcome = "bad_request"
             return login_error(request, "Sign-in with the identity provider failed.", status=401)
-        try:
-            sso = await provider.create(redirect_uri)
-        except ProviderUnavailable as exc:
-            logger.error("identity provider unavailable: %s", exc)
-            return login_error(request, "The identity provider is not reachable right now.", status=502)
-        try:
-            async with sso:
-                openid = await sso.process_login(
-                    code,
-                    request,
-                    redirect_uri=redirect_uri,
-                    pkce_code_verifier=verifier if provider.uses_pkce else None,
-                )
-        except Exception as exc:
-            # fastapi-sso lets oauthlib, httpx and pydantic errors escape: all of them are a failed sign-in.
-            detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-            logger.warning("sign-in with the identity provider failed: %s", one_line(str(detail)))
-            return login_error(request, "Sign-in with the identity provider failed.", status=401)
+        trace.outcome = "idp_error"
+        with timer.phase("idp"):  # the discovery document (first login only), the token and userinfo requests
+            try:
+                sso = await provider.create(redirect_uri)
+            except ProviderUnavailable as exc:
+                trace.outcome = "idp_unavailable"
+                logger.error("identity provider unavailable: %s", exc)
+                return login_error(request, "The identity provider is not reachable right now.", status=502)
+            try:
+                async with sso:
+                    openid = await sso.process_login(
+                        code,
+                        request,
+                        redirect_uri=redirect_uri,
+                        pkce_code_verifier=verifier if provider.uses_pkce else None,
+                    )
+            except Exception as exc:
+                # fastapi-sso lets oauthlib, httpx and pydantic errors escape: all of them are a failed sign-in.
+                detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+                logger.warning("sign-in with the identity provider failed: %s", one_line(str(detail)))
+                return login_error(request, "Sign-in with the identity provider failed.", status=401)
         if not isinstance(openid, OpenID):
             return login_error(request, "Sign-in with the identity provider failed.", status=401)
+        trace.subject = openid.id or openid.email
+        trace.provider = openid.provider
         login: LoginService = request.app.state.login
         try:
-            granted = await login.login(openid.model_dump(mode="json"))
+            granted = await login.login(openid.model_dump(mode="json"), timer=timer)
         except LoginFailed as failed:
-            return login_error(request, failed.reason, status=failed.status, run_id=failed.run_id)
+            trace.outcome, trace.run_id = failed.outcome, failed.run_id
+            viewer = await current_user(request)  # an admin already signed in gets a link to the run
+            run_link = viewer is not None and viewer.role in ADMIN_ROLES
+            return login_error(request, failed.reason, status=failed.status, run_id=failed.run_id, run_link=run_link)
+        trace.outcome, trace.run_id = granted.fallback or "ok", granted.run_id
         response = RedirectResponse("/ui/?login=success", status_code=303)
         response.set_cookie(
             COOKIE_NAME,
@@ -395,6 +491,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax", secure=secure(request))
         return response
 
+    app.include_router(console_router(pages, current_user, same_origin))  # /ui/hook, /ui/runs, /ui/users, /docs
+
     master_key = settings.master_key.encode()
     version = _version()
 
@@ -416,6 +514,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         database: Database = request.app.state.database
         hook: HookService | None = request.app.state.hook
         database_ok = await database.ping()
+        if not database_ok:
+            metrics.database_error("ping")
         hook_info: dict[str, Any] | None = hook.health() if hook is not None else None
         healthy = database_ok and (hook_info is None or bool(hook_info["healthy"]))
         body: dict[str, Any] = {"status": "ok" if healthy else "unhealthy", "version": version}
@@ -423,7 +523,33 @@ def create_app(settings: ServeSettings) -> FastAPI:
             body |= {"database": "ok" if database_ok else "unreachable", "hook": hook_info}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: {"content": {METRICS_CONTENT_TYPE: {}}, "description": "Prometheus text format"},
+            401: {"description": "No Authorization: Bearer <master_key> header, or another key"},
+        },
+    )
+    async def metrics_route(request: Request) -> Response:
+        """The proxy's metrics in Prometheus' text format, with ``Authorization: Bearer <master_key>``: hook call
+        durations by outcome, logins by outcome, hook calls in flight and waiting, template restarts and
+        reloads, host calls by method and outcome, database errors."""
+        check_master_key(request.headers.get("authorization"), master_key)
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
     return app
+
+
+@dataclass
+class _LoginTrace:
+    """What one ``/sso/callback`` ended with, for its log line and the logins counter."""
+
+    outcome: str = "error"
+    run_id: str | None = None
+    subject: str | None = None
+    provider: str | None = None
 
 
 async def _decided_by(request: Request, user: User) -> dict[str, Any]:

@@ -115,6 +115,7 @@ class HookService:
         self.spec, self.limits, self.sandbox = runner_options(config, allow_weak_sandbox=allow_weak_sandbox)
         self.runner = HookRunner(self.spec, self.limits, self.sandbox)
         self.reloads = 0
+        self.reload_failures = 0
         self.last_reload_error: str | None = None
         self._stack = AsyncExitStack()
         self._reload_lock = anyio.Lock()
@@ -169,6 +170,7 @@ class HookService:
                     logger.info("reloaded hook %s", self.target.dotted)
             except HookError as exc:  # HookImportError, or SandboxUnavailable for the new template
                 self._failed_fingerprint = fingerprint
+                self.reload_failures += 1
                 self.last_reload_error = clip(exc.message, ERROR_LIMIT)  # the hook's import-time word
                 logger.error(
                     "hook %s changed but does not import, keeping the last good version: %s",
@@ -177,6 +179,38 @@ class HookService:
                 )
             except OSError as exc:
                 self.last_reload_error = f"cannot read the hook file: {exc.strerror}"
+
+    async def reload_now(self) -> bool:
+        """Re-import the hook now, changed or not (SIGHUP); keep-last-good when the new import fails.
+
+        Returns:
+            True when the new version replaced the old one.
+        """
+        async with self._reload_lock:
+            try:
+                fingerprint = _fingerprint(self.target.path)
+                await self.runner.reload()
+            except HookError as exc:
+                self._failed_fingerprint = fingerprint
+                self.reload_failures += 1
+                self.last_reload_error = clip(exc.message, ERROR_LIMIT)
+                logger.error(
+                    "reload of hook %s requested (SIGHUP) failed, keeping the last good version: %s",
+                    self.target.dotted,
+                    one_line(exc.message),
+                )
+                return False
+            except OSError as exc:
+                self.reload_failures += 1
+                self.last_reload_error = f"cannot read the hook file: {exc.strerror}"
+                logger.error("reload of hook %s requested (SIGHUP) failed: %s", self.target.dotted, exc.strerror)
+                return False
+            self._source = hook_source(self.target.path)
+            self._failed_fingerprint = None
+            self.reloads += 1
+            self.last_reload_error = None
+            logger.info("reloaded hook %s (SIGHUP)", self.target.dotted)
+            return True
 
     async def call(self, openid: dict[str, Any], *, run_id: str, host: HostHandler | None = None) -> CallResult:
         """Run the hook once for one login (reloading it first if its file changed).

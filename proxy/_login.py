@@ -67,6 +67,7 @@ from ._config import ProxyConfig
 from ._db import Database, IdentityMismatch, LoginRecord, RunRecord, StagedWrites, utcnow
 from ._hook import HookService
 from ._host import LoginHost
+from ._metrics import Metrics, PhaseTimer
 from ._sessions import SessionCodec
 from ._sso import SSOSettings
 from ._text import ERROR_LIMIT, STREAM_LIMIT, one_line, storable
@@ -168,6 +169,17 @@ class _Attempt:
     stderr: str = ""
     host: LoginHost | None = None
 
+    def event(self, outcome: str) -> dict[str, Any]:
+        """The structured fields of this run's log line (``--log-format json``): never a token or secret."""
+        return {
+            "event": "hook_run",
+            "run_id": self.run_id,
+            "outcome": outcome,
+            "duration_ms": round(self.duration_ms, 1),
+            "subject": self.subject,
+            "provider": self.provider,
+        }
+
     def record(self, outcome: str, **fields: Any) -> RunRecord:
         if self.host is not None and self.host.calls:
             fields.setdefault("host_calls", self.host.record())
@@ -200,12 +212,14 @@ class LoginService:
         hook: HookService | None,
         database: Database,
         sessions: SessionCodec,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.sso = sso
         self.hook = hook
         self.database = database
         self.sessions = sessions
+        self.metrics = metrics or Metrics()
         generic = sso.generic
         if sso.kind == "generic" and generic is not None and generic.id_attribute[0] in EDITABLE_CLAIMS:
             logger.warning(
@@ -217,17 +231,19 @@ class LoginService:
                 "LiteLLM's default" if len(generic.id_attribute) > 1 else "set explicitly",
             )
 
-    async def login(self, openid: dict[str, Any]) -> LoginGranted:
+    async def login(self, openid: dict[str, Any], *, timer: PhaseTimer | None = None) -> LoginGranted:
         """Run the hook, validate and check its values, and write the user, run and session at once.
 
         Args:
             openid: fastapi-sso's ``OpenID`` as a plain dict; the generic provider's adds ``email_verified``,
                 ``subject`` and ``issuer`` (:func:`proxy._sso._convertor`). The hook gets it with
                 ``email_verified``, ``subject`` and ``issuer`` filled in for every provider.
+            timer: gets the time spent in the hook (``hook``) and the database (``db``), for ``Server-Timing``.
 
         Raises:
             LoginFailed: with the status, short reason and run id for the error page.
         """
+        timer = timer or PhaseTimer()
         openid = _with_identity(openid)
         email = openid.get("email")
         subject = openid.get("id") or email
@@ -261,7 +277,8 @@ class LoginService:
             run_id: str | None = None
         else:
             run_id = attempt.run_id
-            values_or_failure = await self._run_hook(openid, attempt)
+            with timer.phase("hook"):
+                values_or_failure = await self._run_hook(openid, attempt)
             if isinstance(values_or_failure, UserValues):
                 values = values_or_failure
                 staged = attempt.host.staged if attempt.host is not None else None
@@ -274,7 +291,8 @@ class LoginService:
                     logger.warning("hook run %s failed (%s), using IdP defaults: %s", run_id, outcome, one_line(error))
                 else:
                     status = status_for(outcome)
-                    await self._record(attempt.record(outcome, error=error, http_status=status))
+                    with timer.phase("db"):
+                        await self._record(attempt.record(outcome, error=error, http_status=status))
                     raise LoginFailed(status, reason, outcome=outcome, run_id=run_id)
 
         try:
@@ -284,16 +302,17 @@ class LoginService:
                 "login of %s refused (run %s): %s", one_line(subject or "?", 300), run_id, one_line(exc.message)
             )
             if run_id is not None:
-                await self._record(
-                    attempt.record(
-                        "refused",
-                        error=exc.message,
-                        fallback=fallback,
-                        # a user id refused as someone else's (PROXY_ADMIN_ID) is not recorded as this run's user
-                        user_id=None if exc.field == "user_id" else values.user_id,
-                        http_status=403,
+                with timer.phase("db"):
+                    await self._record(
+                        attempt.record(
+                            "refused",
+                            error=exc.message,
+                            fallback=fallback,
+                            # a user id refused as someone else's (PROXY_ADMIN_ID) is not this run's user
+                            user_id=None if exc.field == "user_id" else values.user_id,
+                            http_status=403,
+                        )
                     )
-                )
             reason = (
                 "This admin UI is limited to proxy admins."
                 if exc.field == "ui_access_mode"
@@ -325,7 +344,8 @@ class LoginService:
             http_status=303,
         )
         try:
-            await self.database.complete_login(login, run, staged)
+            with timer.phase("db"):
+                await self.database.complete_login(login, run, staged)
         except IdentityMismatch:
             logger.warning(
                 "login of %s (run %s) refused: user %s is bound to another identity-provider account than %s %s",
@@ -336,18 +356,19 @@ class LoginService:
                 one_line(str(openid["subject"]), 300),
             )
             if run_id is not None:
-                await self._record(
-                    attempt.record(
-                        "refused",
-                        error=(
-                            f"user_id: {values.user_id!r} is bound to another identity-provider account than "
-                            f"this login's (subject {openid['subject']!r})"
-                        ),
-                        fallback=fallback,
-                        user_id=None,  # someone else's user id: not recorded as this run's user
-                        http_status=403,
+                with timer.phase("db"):
+                    await self._record(
+                        attempt.record(
+                            "refused",
+                            error=(
+                                f"user_id: {values.user_id!r} is bound to another identity-provider account "
+                                f"than this login's (subject {openid['subject']!r})"
+                            ),
+                            fallback=fallback,
+                            user_id=None,  # someone else's user id: not recorded as this run's user
+                            http_status=403,
+                        )
                     )
-                )
             raise LoginFailed(403, "Login refused by policy (user_id).", outcome="refused", run_id=run_id) from None
         except IntegrityError as exc:
             # e.g. a user the hook created was created meanwhile by another login or the management API
@@ -358,25 +379,28 @@ class LoginService:
                 one_line(str(exc)),
             )
             if run_id is not None:
-                await self._record(
-                    attempt.record(
-                        "conflict",
-                        error="the hook's writes conflict with a concurrent change",
-                        user_id=values.user_id,
-                        http_status=409,
+                with timer.phase("db"):
+                    await self._record(
+                        attempt.record(
+                            "conflict",
+                            error="the hook's writes conflict with a concurrent change",
+                            user_id=values.user_id,
+                            http_status=409,
+                        )
                     )
-                )
             raise LoginFailed(
                 409, "Your login conflicted with a concurrent change; try again.", outcome="conflict", run_id=run_id
             ) from None
         except Exception:
+            self.metrics.database_error("login")
             logger.exception("could not save the login of %s (run %s)", one_line(values.user_id, 300), run_id)
             if run_id is not None:
-                await self._record(
-                    attempt.record(
-                        "database", error="the login could not be saved", user_id=values.user_id, http_status=503
+                with timer.phase("db"):
+                    await self._record(
+                        attempt.record(
+                            "database", error="the login could not be saved", user_id=values.user_id, http_status=503
+                        )
                     )
-                )
             raise LoginFailed(
                 503, "The proxy could not save your login; try again.", outcome="database", run_id=run_id
             ) from None
@@ -399,25 +423,58 @@ class LoginService:
         except HookDenied as exc:
             attempt.duration_ms = exc.duration * 1000
             attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
-            logger.info("hook run %s denied the login: %s", attempt.run_id, one_line(exc.reason))
+            self._count_run(attempt, exc.outcome, exc.duration)
+            logger.info(
+                "hook run %s denied the login: %s",
+                attempt.run_id,
+                one_line(exc.reason),
+                extra=attempt.event(exc.outcome),
+            )
             # the hook's reason is meant for the user: the page shows it (escaped), the run records it
             return exc.outcome, exc.reason, exc.reason.strip() or _REASONS["denied"]
         except HookError as exc:
             attempt.duration_ms = exc.duration * 1000
             attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
-            logger.warning("hook run %s failed: %s: %s", attempt.run_id, exc.outcome, one_line(exc.message))
+            self._count_run(attempt, exc.outcome, exc.duration)
+            logger.warning(
+                "hook run %s failed: %s: %s",
+                attempt.run_id,
+                exc.outcome,
+                one_line(exc.message),
+                extra=attempt.event(exc.outcome),
+            )
             return exc.outcome, exc.message, _REASONS.get(exc.outcome, _REASONS["error"])
         except Exception as exc:  # a bug below the hook must still end as a recorded, denied login
-            logger.exception("hook run %s failed inside the proxy", attempt.run_id)
+            self._count_run(attempt, "error", None)
+            logger.exception("hook run %s failed inside the proxy", attempt.run_id, extra=attempt.event("error"))
             return "error", f"internal error: {type(exc).__name__}", _REASONS["error"]
         attempt.duration_ms = result.duration * 1000
         attempt.stdout, attempt.stderr = result.stdout, result.stderr
+        self._count_run(attempt, "ok", result.duration)
         try:
-            return validate_values(result.value)
+            values = validate_values(result.value)
         except ValuesInvalid as exc:
-            logger.warning("hook run %s returned invalid values: %s", attempt.run_id, one_line(exc.message))
+            logger.warning(
+                "hook run %s returned invalid values: %s",
+                attempt.run_id,
+                one_line(exc.message),
+                extra=attempt.event("invalid"),
+            )
             where = f" ({one_line(exc.field, 80)})" if exc.field else ""
             return "invalid", exc.message, f"The login hook returned invalid values{where}."
+        logger.info("hook run %s ok in %.1f ms", attempt.run_id, attempt.duration_ms, extra=attempt.event("ok"))
+        return values
+
+    def _count_run(self, attempt: _Attempt, outcome: str, seconds: float | None) -> None:
+        """The metrics of one hook run: its duration by the runner's outcome, its host calls."""
+        if seconds is not None:
+            self.metrics.hook_call(outcome, seconds)
+        host = attempt.host
+        if host is not None:
+            for call in host.calls:
+                self.metrics.host_call(str(call.get("method", "")), str(call.get("outcome", "")))
+            for _ in range(host.unrecorded):
+                self.metrics.host_call("", "unrecorded")
 
     def _decide(self, values: UserValues, subject: str | None) -> UserValues:
         """Steps 3-5 of the module's order: identity overrides, then the policy, then ``admin_only``.
@@ -458,6 +515,7 @@ class LoginService:
         try:
             await self.database.record_run(run)
         except Exception:
+            self.metrics.database_error("record_run")
             logger.exception("could not record hook run %s", run.run_id)
 
 

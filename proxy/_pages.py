@@ -28,6 +28,7 @@ class Pages:
         body = self._env.get_template(name).render(**context)
         return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
-    def error(self, reason: str, *, status: int, run_id: str | None = None) -> HTMLResponse:
-        """The page for a failed login: a short reason and the run id the operator can look up."""
-        return self.render("error.html", status=status, reason=reason, run_id=run_id)
+    def error(self, reason: str, *, status: int, run_id: str | None = None, run_link: bool = False) -> HTMLResponse:
+        """The page for a failed login: a short reason and the run id the operator can look up (with
+        ``run_link``, for a signed-in admin, a link to the run's page in the admin console)."""
+        return self.render("error.html", status=status, reason=reason, run_id=run_id, run_link=run_link)

@@ -8,12 +8,16 @@ concurrent logins). Generic OIDC takes its endpoints from ``GENERIC_*_ENDPOINT``
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import fastapi_sso.sso.base
+import fastapi_sso.sso.google
 import httpx
 from fastapi_sso.sso.base import DiscoveryDocument, OpenID, SSOBase
 from fastapi_sso.sso.generic import create_provider
@@ -31,6 +35,45 @@ _FALSE = ("0", "false", "no", "off")
 _LOOPBACK_HOST = re.compile(
     r"^(?:localhost|127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|\[::1\])(?::[0-9]{1,5})?$", re.IGNORECASE
 )
+
+
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """The process's one TLS context for requests to the identity provider: what httpx builds for a client
+    made without ``verify`` (the CA bundle of ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``, else certifi's), built
+    once. Building it costs ~18 ms of CPU on the event loop (the CA bundle is parsed), which fastapi-sso
+    would spend on every login. A CA bundle changed on disk is read at the next start."""
+    return httpx.create_ssl_context()
+
+
+class _HttpxSharingTLS:
+    """Stands in for the ``httpx`` module inside fastapi-sso's modules (see :func:`share_tls_context`): the
+    same module, except that an ``AsyncClient`` made without ``verify`` uses :func:`shared_tls_context`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(httpx, name)
+
+    @staticmethod
+    def AsyncClient(*args: Any, **kwargs: Any) -> httpx.AsyncClient:
+        kwargs.setdefault("verify", shared_tls_context())
+        return httpx.AsyncClient(*args, **kwargs)
+
+
+def share_tls_context() -> None:
+    """Make fastapi-sso's clients reuse one TLS context (idempotent).
+
+    fastapi-sso's ``process_login`` makes a new ``httpx.AsyncClient()`` for every login (and Google's provider
+    one per discovery-document fetch), with no way to pass a client or its options (upstream: fastapi-sso
+    PR #185, not merged). Each would build a TLS context from the CA bundle on the event loop. The library's
+    code is kept as it is, token and userinfo handling included; only the name ``httpx`` in its modules is
+    bound to :class:`_HttpxSharingTLS`, so the client it makes per login is built with the shared context
+    (still one client per login: it carries that login's access token). A module that no longer has that name
+    (another version of fastapi-sso) is left alone: logins then work as before, only slower; the tests
+    check that a login builds no TLS context.
+    """
+    for module in (fastapi_sso.sso.base, fastapi_sso.sso.google):
+        if getattr(module, "httpx", None) is httpx:
+            module.httpx = _HttpxSharingTLS()  # type: ignore[attr-defined]
 
 
 class ProviderUnavailable(Exception):
@@ -179,6 +222,7 @@ class SSOProvider:
         self.settings = settings
         self._generic_class: type[SSOBase] | None = None
         self._lock = anyio.Lock()
+        share_tls_context()
 
     @property
     def uses_pkce(self) -> bool:
@@ -253,7 +297,7 @@ async def _discover(generic: GenericOIDC) -> DiscoveryDocument:
     found: dict[str, Any] = {}
     if generic.discovery_url is not None:
         try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
+            async with httpx.AsyncClient(timeout=10.0, verify=shared_tls_context()) as client:
                 response = await client.get(generic.discovery_url)
                 response.raise_for_status()
                 found = response.json()

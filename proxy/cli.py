@@ -31,12 +31,15 @@ from typing import Any, TextIO
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
 
 from ._app import create_app, serve_settings
 from ._bench import BenchOptions, run_bench, unicode_ok
 from ._check import load_openid, run_check
 from ._config import ProxyConfig, load_config
 from ._errors import ConfigError
+from ._lifecycle import drain_timeout, install_reload_signal
+from ._logging import LogFormat, configure_logging
 from ._term import ProgressBar
 
 __all__ = ("main", "run")
@@ -187,6 +190,13 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="database URL (default: general_settings.database_url, else a SQLite file hookjail.db beside config.yaml)",
     )
     parser.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="log level (default: info)")
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text, or json: one JSON object per line, with one line per login and per hook run carrying "
+        "run_id, outcome, duration_ms, subject and provider (default: text)",
+    )
     parser.add_argument(
         "--forwarded-allow-ips",
         metavar="ADDRESSES",
@@ -415,8 +425,9 @@ def _bench(args: argparse.Namespace) -> int:
 # --- serve and demo ------------------------------------------------------------------------------------------
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+def _configure_logging(level: str, log_format: LogFormat = "text") -> dict[str, Any] | None:
+    """Set up logging; returns uvicorn's ``log_config`` (see :func:`proxy._logging.configure_logging`)."""
+    return configure_logging(level, log_format)
 
 
 def _run_server(
@@ -427,11 +438,14 @@ def _run_server(
     log_level: str,
     on_started: Callable[[], None] | None = None,
     forwarded_allow_ips: str | None = None,
+    log_config: dict[str, Any] | None = LOGGING_CONFIG,
+    graceful_timeout: float | None = None,
 ) -> int:
     """Serve ``app`` until interrupted; 1 if it did not start (the reason is printed).
 
     uvicorn believes ``X-Forwarded-Proto``/``-For`` only from ``forwarded_allow_ips`` (None: uvicorn's
-    ``FORWARDED_ALLOW_IPS``, else loopback); ``X-Forwarded-Host`` is never used.
+    ``FORWARDED_ALLOW_IPS``, else loopback); ``X-Forwarded-Host`` is never used. SIGTERM drains the requests
+    in flight for up to ``graceful_timeout`` seconds; SIGHUP reloads the hook (:mod:`proxy._lifecycle`).
     """
     config = uvicorn.Config(
         app,
@@ -441,8 +455,11 @@ def _run_server(
         lifespan="on",
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
+        timeout_graceful_shutdown=None if graceful_timeout is None else math.ceil(graceful_timeout),
+        log_config=log_config,
     )
     server = uvicorn.Server(config)
+    app.state.reap_workers = True  # this process owns every worker process below it
 
     async def announce(callback: Callable[[], None]) -> None:
         while not server.started:
@@ -451,9 +468,11 @@ def _run_server(
 
     async def serve() -> None:
         announcer = asyncio.create_task(announce(on_started)) if on_started is not None else None
+        remove_reload_signal = install_reload_signal(app, asyncio.get_running_loop())
         try:
             await server.serve()
         finally:
+            remove_reload_signal()
             if announcer is not None:
                 announcer.cancel()
 
@@ -477,13 +496,17 @@ def _serve(args: argparse.Namespace) -> int:
     settings = serve_settings(
         config, os.environ, database_url=args.database_url, allow_weak_sandbox=args.allow_weak_sandbox
     )
-    _configure_logging(args.log_level)
+    log_config = _configure_logging(args.log_level, args.log_format)
+    # uvicorn drains on SIGTERM, then raises it again: an interrupt ends the process with status 0
+    signal.signal(signal.SIGTERM, _interrupt)
     return _run_server(
         create_app(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        log_config=log_config,
+        graceful_timeout=drain_timeout(config),
     )
 
 
@@ -500,7 +523,7 @@ def _demo(args: argparse.Namespace) -> int:
     if database_url is None:
         scratch = Path(tempfile.mkdtemp(prefix="hookjail-demo-"))
         database_url = f"sqlite:///{scratch / 'demo.db'}"
-    _configure_logging(args.log_level)
+    log_config = _configure_logging(args.log_level)
     if args.log_level != "debug":
         # the provider's request log and the libraries' chatter would bury the instructions
         for name in ("werkzeug", "oidc_provider_mock", "httpx", "alembic"):
@@ -529,6 +552,8 @@ def _demo(args: argparse.Namespace) -> int:
                 port=args.port,
                 log_level=args.log_level,
                 on_started=lambda: _write(banner, sys.stdout),
+                log_config=log_config,
+                graceful_timeout=drain_timeout(config),
             )
     finally:
         if scratch is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, delete, event, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -278,6 +278,46 @@ class Database:
         async with self._sessions() as session:
             return list(await session.scalars(query))
 
+    async def search_runs(
+        self,
+        limit: int = 50,
+        *,
+        outcome: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[HookRun]:
+        """The newest hook runs first, filtered as :meth:`recent_runs` and by when they started (``since``
+        inclusive, ``until`` exclusive; aware datetimes). The admin console's run list."""
+        conditions = _run_conditions(outcome=outcome, user_id=user_id, since=since, until=until)
+        query = (
+            select(HookRun).where(*conditions).order_by(HookRun.started_at.desc(), HookRun.run_id.desc()).limit(limit)
+        )
+        async with self._sessions() as session:
+            return list(await session.scalars(query))
+
+    async def run_timings(
+        self,
+        limit: int = 5000,
+        *,
+        outcome: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[datetime, float]]:
+        """``(started_at, duration_ms)`` of the newest ``limit`` runs matching the filters (as
+        :meth:`search_runs`), oldest first: the latency chart's data, without the runs' output."""
+        conditions = _run_conditions(outcome=outcome, user_id=user_id, since=since, until=until)
+        query = (
+            select(HookRun.started_at, HookRun.duration_ms)
+            .where(*conditions)
+            .order_by(HookRun.started_at.desc(), HookRun.run_id.desc())
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(as_utc(started), float(duration)) for started, duration in reversed(rows)]
+
     def session(self) -> AsyncSession:
         """A new ORM session."""
         return self._sessions()
@@ -377,6 +417,55 @@ class SessionRows:
             teams[membership.user_id].append(membership.team_id)
         return teams
 
+    async def page_of_teams(
+        self, *, page: int, page_size: int, members_shown: int = 20
+    ) -> tuple[list[tuple[Team, int, list[TeamMember]]], int]:
+        """One page of teams, oldest first, each with its member count and its first ``members_shown``
+        memberships (oldest first); and how many teams there are in all. The admin console's team list."""
+        total = await self.session.scalar(select(func.count()).select_from(Team))
+        teams = list(
+            await self.session.scalars(
+                select(Team).order_by(Team.created_at, Team.id).offset((page - 1) * page_size).limit(page_size)
+            )
+        )
+        found: list[tuple[Team, int, list[TeamMember]]] = []
+        if teams:
+            ids = [team.id for team in teams]
+            counted = await self.session.execute(
+                select(TeamMember.team_id, func.count()).where(TeamMember.team_id.in_(ids)).group_by(TeamMember.team_id)
+            )
+            counts: dict[str, int] = {team_id: int(count) for team_id, count in counted.all()}
+            for team in teams:
+                members = await self.session.scalars(
+                    select(TeamMember)
+                    .where(TeamMember.team_id == team.id)
+                    .order_by(TeamMember.created_at, TeamMember.user_id)
+                    .limit(members_shown)
+                )
+                found.append((team, int(counts.get(team.id, 0)), list(members)))
+        return found, int(total or 0)
+
+
+def _run_conditions(
+    *, outcome: str | None, user_id: str | None, since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """The ``hook_runs`` filters as SQL conditions (times compared in UTC: SQLite stores them naive)."""
+    conditions: list[ColumnElement[bool]] = []
+    if outcome is not None:
+        conditions.append(HookRun.outcome == outcome)
+    if user_id is not None:
+        conditions.append(or_(HookRun.user_id == user_id, HookRun.subject == user_id))
+    if since is not None:
+        conditions.append(HookRun.started_at >= _stored_time(since))
+    if until is not None:
+        conditions.append(HookRun.started_at < _stored_time(until))
+    return conditions
+
+
+def _stored_time(moment: datetime) -> datetime:
+    """A moment as the ``hook_runs`` column compares it: UTC (naive moments are taken as UTC)."""
+    return as_utc(moment).astimezone(UTC)
+
 
 def _hook_run(run: RunRecord) -> HookRun:
     return HookRun(
@@ -401,6 +490,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL with synchronous=NORMAL: commits stay atomic and the file consistent; a power cut may lose the last
+    # logins (their sessions), never corrupt. It takes the fsync off every login's commit.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 

@@ -70,7 +70,7 @@ from ._host import LoginHost
 from ._metrics import Metrics, PhaseTimer
 from ._sessions import SessionCodec
 from ._sso import SSOSettings
-from ._text import ERROR_LIMIT, STREAM_LIMIT, one_line, storable
+from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, one_line, storable
 from ._values import UserValues, ValuesInvalid, ValuesRefused, apply_policy, idp_defaults, validate_values
 
 __all__ = ("ADMIN_ROLES", "LoginFailed", "LoginGranted", "LoginService", "status_for")
@@ -167,6 +167,7 @@ class _Attempt:
     duration_ms: float = 0.0
     stdout: str = ""
     stderr: str = ""
+    traceback: str = ""
     host: LoginHost | None = None
 
     def event(self, outcome: str) -> dict[str, Any]:
@@ -183,8 +184,13 @@ class _Attempt:
     def record(self, outcome: str, **fields: Any) -> RunRecord:
         if self.host is not None and self.host.calls:
             fields.setdefault("host_calls", self.host.record())
+        extra: dict[str, Any] = {}
         if self.email:  # the identity provider's, so that the operator can tell who a failed login was
-            fields.setdefault("extra", {"email": self.email})
+            extra["email"] = self.email
+        if self.traceback:  # the hook's own frames of a failure (the runner's excerpt), for the run's page
+            extra["traceback"] = storable(self.traceback, TRACEBACK_LIMIT)
+        if extra:
+            fields.setdefault("extra", extra)
         error = fields.pop("error", None)
         return RunRecord(
             run_id=self.run_id,
@@ -435,6 +441,7 @@ class LoginService:
         except HookError as exc:
             attempt.duration_ms = exc.duration * 1000
             attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
+            attempt.traceback = getattr(exc, "traceback", "") or ""
             self._count_run(attempt, exc.outcome, exc.duration)
             logger.warning(
                 "hook run %s failed: %s: %s",

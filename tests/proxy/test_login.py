@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -162,6 +163,10 @@ def test_raising_hook_shows_run_id_sets_no_cookie_and_keeps_the_user(start: Prox
     assert run["outcome"] == "raised"
     assert "RuntimeError" in run["error"] or "directory lookup failed" in run["error"]
     assert "about to fail for frank" in run["stdout"]
+    # the hook's own frames are kept for the operator (the run's console page shows them), never the user
+    traceback = json.loads(run["extra"])["traceback"]
+    assert 'raise RuntimeError("directory lookup failed")' in traceback
+    assert "directory lookup failed" not in response.text and "raise RuntimeError" not in response.text
     assert len(proxy.sessions("frank")) == 1
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response
 
-from tests.browser import chromium
 from tests.proxy.harness import MASTER_KEY, REPO, Proxy, ProxyFactory
 
 pytestmark = pytest.mark.e2e
@@ -44,27 +42,6 @@ def custom_sso_handler(userIDPInfo: OpenID) -> SSOUserDefinedValues:
         user_role=LitellmUserRoles.INTERNAL_USER_VIEW_ONLY.value, max_budget=2.5, budget_duration="1h",
     )
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    return context.new_page()
 
 
 def sign_in(page: Page, proxy: Proxy, user: str) -> Response | None:

@@ -6,12 +6,10 @@ No page of the console may break the Content-Security-Policy (the browser report
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route
 
-from tests.browser import chromium
 from tests.e2e.test_browser import sign_in
 from tests.proxy.harness import Proxy, ProxyFactory
 
@@ -22,22 +20,6 @@ def custom_sso_handler(userIDPInfo):
     print("looking up", userIDPInfo.email)
     raise LookupError("no such employee: " + str(userIDPInfo.email))
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 class Console:

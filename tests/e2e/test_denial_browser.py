@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page
+from playwright.sync_api import BrowserContext, Dialog, Page
 
-from tests.browser import chromium
 from tests.e2e.test_browser import has_token, sign_in
 from tests.proxy.harness import ProxyFactory
 
@@ -27,22 +26,6 @@ SECRET_HOOK = """
 def custom_sso_handler(userIDPInfo):
     raise RuntimeError("db password=hunter2")
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 
-from tests.browser import chromium
 from tests.e2e.test_browser import sign_in
 from tests.idp.provider import free_port
 from tests.proxy.harness import Proxy, ProxyFactory
@@ -65,22 +64,6 @@ def framing_site() -> Iterator[FramingSite]:
         site.server.shutdown()
         site.server.server_close()
         site.thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def signed_in(page: Page, proxy: Proxy) -> None:

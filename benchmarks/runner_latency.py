@@ -211,8 +211,9 @@ sys.path.insert(0, sys.argv[1])
 from sdk import _compat
 _compat.install()  # what importing the adapter (sdk._worker) does in a template
 from runner import _hookcode
+from runner._runner import _RUNNER_DIR, _SDK_DIR, _python_paths
 hook = _hookcode.compile_hook(sys.argv[2])
-_hookcode.preimport(hook)
+_hookcode.preimport(hook, (*_python_paths(), _RUNNER_DIR, _SDK_DIR))
 times = []
 for _ in range(int(sys.argv[3])):
     r, w = os.pipe()

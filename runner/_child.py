@@ -21,6 +21,7 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
@@ -53,6 +54,7 @@ class ChildPlan:
 
     config: Configure
     hook: _hookcode.HookCode
+    spec: ModuleSpec
     adapter: Callable[[Any], Any] | None
     confinement: Confinement | None
     libc: ctypes.CDLL
@@ -121,10 +123,13 @@ def _failure(kind: str, exc: BaseException) -> Failure:
     return Failure(kind=kind, type_name=type(exc).__name__[:200], message=message, traceback=_excerpt(exc))
 
 
-def _load_handler(plan: ChildPlan) -> Callable[[Any], Any]:
-    """Executes the hook's module body (the first hook code this process runs) and returns its handler."""
-    module = _hookcode.execute(plan.hook)
-    return _hookcode.check_handler(module, plan.config.function)
+def _load_handler(plan: ChildPlan, *, probe: bool) -> Callable[[Any], Any]:
+    """Executes the hook's module body (the first hook code this process runs) and returns its handler: fully
+    checked in the import probe, only for being callable in a call (the probe checked its shape)."""
+    module = _hookcode.execute(plan.spec)
+    if probe:
+        return _hookcode.check_handler(module, plan.config.function)
+    return _hookcode.handler_of(module, plan.config.function)
 
 
 def _invoke(handler: Callable[[Any], Any], plan: ChildPlan, loop: asyncio.AbstractEventLoop, arg: Any) -> Any:
@@ -205,7 +210,7 @@ def run(
 
     frame: bytes
     try:
-        handler = _load_handler(plan)
+        handler = _load_handler(plan, probe=message.probe)
     except MemoryError as exc:
         _send_and_exit(channel, encoder.encode(_failure("memory", exc)))
     except BaseException as exc:

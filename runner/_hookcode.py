@@ -32,7 +32,9 @@ __all__ = (
     "compile_hook",
     "describe_import_error",
     "execute",
+    "handler_of",
     "preimport",
+    "prepare_import",
 )
 
 # Standard modules whose import does something visible (prints, opens a browser, starts a GUI or a test run).
@@ -192,16 +194,14 @@ class _PrecompiledLoader(importlib.machinery.SourceFileLoader):
         return compiled
 
 
-def execute(hook: HookCode) -> ModuleType:
-    """Execute the hook's module body in the calling process (a call's child) and return the module.
-
-    The hook's directory is put first on ``sys.path`` and its package directories are served by a finder
-    that uses the precompiled code, so ``import helper`` and ``from . import helper`` work as in LiteLLM.
-    """
+def prepare_import(hook: HookCode) -> importlib.machinery.ModuleSpec:
+    """Set the calling process (the template, after its pre-imports) up so that each child only has to run
+    :func:`execute`: the hook's directory first on ``sys.path``, its package directories served by a finder
+    that uses the precompiled code (so ``import helper`` and ``from . import helper`` work as in LiteLLM), and
+    the hook module's spec. Executes nothing of the hook."""
     _PrecompiledLoader.codes = hook.codes
     details = (_PrecompiledLoader, importlib.machinery.SOURCE_SUFFIXES)
-    directories = {os.path.dirname(p) for p in hook.codes}
-    for directory in directories:
+    for directory in {os.path.dirname(p) for p in hook.codes}:
         sys.path_importer_cache[directory] = importlib.machinery.FileFinder(directory, details)
     sys.path.insert(0, hook.search_dir)
     locations = [hook.package_dir] if hook.package_dir is not None else None
@@ -210,10 +210,30 @@ def execute(hook: HookCode) -> ModuleType:
         hook.name, hook.main, loader=loader, submodule_search_locations=locations
     )
     assert spec is not None
+    return spec
+
+
+def execute(spec: importlib.machinery.ModuleSpec) -> ModuleType:
+    """Execute the hook's module body (``spec`` from :func:`prepare_import`) in the calling process, a call's
+    child, and return the module."""
     module = importlib.util.module_from_spec(spec)
-    sys.modules[hook.name] = module
-    loader.exec_module(module)
+    sys.modules[spec.name] = module
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
     return module
+
+
+def handler_of(module: ModuleType, function: str) -> Callable[..., Any]:
+    """The handler, as a call needs it: its shape was checked by the import probe (:func:`check_handler`),
+    so each call only makes sure the module body defined something callable under that name.
+
+    Raises:
+        HookRejected: it did not.
+    """
+    handler = getattr(module, function, None)
+    if not callable(handler):
+        raise HookRejected(f"the hook module has no function {function!r}")
+    return handler  # type: ignore[no-any-return]
 
 
 def check_handler(module: ModuleType, function: str) -> Callable[..., Any]:

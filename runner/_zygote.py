@@ -247,7 +247,8 @@ def _prepare(
         )
         return None
     layers = dict(confinement.layers) if confinement is not None else {}
-    plan = _child.ChildPlan(config=config, hook=hook, adapter=adapter, confinement=confinement, libc=libc)
+    spec = _hookcode.prepare_import(hook)
+    plan = _child.ChildPlan(config=config, hook=hook, spec=spec, adapter=adapter, confinement=confinement, libc=libc)
     control.send(Ready(pid=os.getpid(), layers=layers, python=sys.version.split()[0], preimported=preimported))
     return plan
 

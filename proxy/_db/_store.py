@@ -6,18 +6,21 @@ user upsert, the hook run and the session. A failed login writes only its hook r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import ColumnElement, Connection, delete, event, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 from ._models import HookRun, Team, TeamMember, UISession, User
 
@@ -31,6 +34,8 @@ __all__ = (
     "normalize_url",
     "utcnow",
 )
+
+_T = TypeVar("_T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x686F6F6B6A61696C  # "hookjail"
@@ -140,6 +145,21 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        on_file = self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
+        self._writer = _SQLiteWriter(self.engine) if on_file else None
+
+    async def _write(self, work: Callable[[Session], _T]) -> _T:
+        """Run ``work`` in one write transaction, committed when it returns (rolled back if it raises).
+
+        On PostgreSQL it runs on the async engine. On SQLite the whole transaction runs in one worker thread,
+        one transaction at a time: a login's commit costs one hop off the event loop instead of one per
+        statement, so it does not stretch while the loop is busy, and writers queue here rather than in
+        SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        """
+        if self._writer is not None:
+            return await self._writer.run(work)
+        async with self._sessions.begin() as session:
+            return await session.run_sync(work)
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration (run at start; a no-op when already there)."""
@@ -152,6 +172,8 @@ class Database:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
 
     async def ping(self) -> bool:
         """Whether the database answers."""
@@ -164,8 +186,7 @@ class Database:
 
     async def record_run(self, run: RunRecord) -> None:
         """Record a hook run on its own (a failed login changes nothing else)."""
-        async with self._sessions.begin() as session:
-            session.add(_hook_run(run))
+        await self._write(lambda session: session.add(_hook_run(run)))
 
     async def complete_login(self, login: LoginRecord, run: RunRecord, staged: StagedWrites | None = None) -> None:
         """In one transaction: the hook's staged writes, the user upsert with the validated values, the run
@@ -179,51 +200,7 @@ class Database:
         Raises:
             IdentityMismatch: the user is bound to another identity-provider account.
         """
-        now = utcnow()
-        async with self._sessions.begin() as session:
-            if staged is not None and (staged.teams or staged.users):
-                session.add_all([*staged.teams, *staged.users])
-                await session.flush()
-            user = await session.get(User, login.user_id, with_for_update=True)
-            if user is None:
-                user = User(
-                    id=login.user_id, created_at=now, idp_issuer=login.idp_issuer, idp_subject=login.idp_subject
-                )
-                session.add(user)
-            elif user.idp_subject is None and login.idp_subject is not None:
-                # conditional, so that of two first logins at once only one binds; the other then compares
-                await session.execute(
-                    update(User)
-                    .where(User.id == login.user_id, User.idp_subject.is_(None))
-                    .values(idp_issuer=login.idp_issuer, idp_subject=login.idp_subject)
-                    .execution_options(synchronize_session=False)
-                )
-                await session.refresh(user)
-            if user.idp_subject is not None and (user.idp_issuer, user.idp_subject) != (
-                login.idp_issuer,
-                login.idp_subject,
-            ):
-                raise IdentityMismatch(login.user_id, user.idp_issuer)
-            user.email = login.email
-            user.role = login.role
-            user.models = list(login.models)
-            user.max_budget = login.max_budget
-            user.budget_duration = login.budget_duration
-            user.provider = login.provider
-            user.updated_at = now
-            user.last_login_at = now
-            await session.flush()
-            if staged is not None and staged.memberships:
-                session.add_all(staged.memberships)
-            session.add(_hook_run(run))
-            session.add(
-                UISession(
-                    id=login.session_id,
-                    user_id=login.user_id,
-                    created_at=now,
-                    expires_at=login.session_expires_at,
-                )
-            )
+        await self._write(lambda session: _complete_login(session, login, run, staged))
 
     async def get_user(self, user_id: str) -> User | None:
         """The user with this id, if any."""
@@ -237,8 +214,7 @@ class Database:
 
     async def delete_session(self, session_id: str) -> None:
         """Revoke a UI session."""
-        async with self._sessions.begin() as session:
-            await session.execute(delete(UISession).where(UISession.id == session_id))
+        await self._write(lambda session: session.execute(delete(UISession).where(UISession.id == session_id)))
 
     async def get_run(self, run_id: str) -> HookRun | None:
         """The hook run with this id, if any."""
@@ -467,6 +443,52 @@ def _stored_time(moment: datetime) -> datetime:
     return as_utc(moment).astimezone(UTC)
 
 
+def _complete_login(session: Session, login: LoginRecord, run: RunRecord, staged: StagedWrites | None) -> None:
+    """The body of :meth:`Database.complete_login`, in its transaction."""
+    now = utcnow()
+    if staged is not None and (staged.teams or staged.users):
+        session.add_all([*staged.teams, *staged.users])
+        session.flush()
+    user = session.get(User, login.user_id, with_for_update=True)
+    if user is None:
+        user = User(id=login.user_id, created_at=now, idp_issuer=login.idp_issuer, idp_subject=login.idp_subject)
+        session.add(user)
+    elif user.idp_subject is None and login.idp_subject is not None:
+        # conditional, so that of two first logins at once only one binds; the other then compares
+        session.execute(
+            update(User)
+            .where(User.id == login.user_id, User.idp_subject.is_(None))
+            .values(idp_issuer=login.idp_issuer, idp_subject=login.idp_subject)
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(user)
+    if user.idp_subject is not None and (user.idp_issuer, user.idp_subject) != (
+        login.idp_issuer,
+        login.idp_subject,
+    ):
+        raise IdentityMismatch(login.user_id, user.idp_issuer)
+    user.email = login.email
+    user.role = login.role
+    user.models = list(login.models)
+    user.max_budget = login.max_budget
+    user.budget_duration = login.budget_duration
+    user.provider = login.provider
+    user.updated_at = now
+    user.last_login_at = now
+    session.flush()
+    if staged is not None and staged.memberships:
+        session.add_all(staged.memberships)
+    session.add(_hook_run(run))
+    session.add(
+        UISession(
+            id=login.session_id,
+            user_id=login.user_id,
+            created_at=now,
+            expires_at=login.session_expires_at,
+        )
+    )
+
+
 def _hook_run(run: RunRecord) -> HookRun:
     return HookRun(
         run_id=run.run_id,
@@ -495,6 +517,47 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+class _SQLiteWriter:
+    """SQLite write transactions, one at a time, each run whole in a worker thread on a plain (sync) engine.
+
+    The transaction starts with ``BEGIN IMMEDIATE``: it holds SQLite's write lock from its first statement,
+    so it never has to upgrade a read snapshot another writer has made stale. Another process writing to the
+    same file (a CLI command) is waited for by SQLite's busy timeout.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        # one connection, used by one thread at a time (the limiter below)
+        self.engine = create_engine(
+            engine.url.set(drivername="sqlite+pysqlite"),
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+        )
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "connect", _manual_transactions)
+        event.listen(self.engine, "begin", _begin_immediate)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._one_at_a_time = anyio.CapacityLimiter(1)
+
+    async def run(self, work: Callable[[Session], _T]) -> _T:
+        return await anyio.to_thread.run_sync(self._transaction, work, limiter=self._one_at_a_time)
+
+    def _transaction(self, work: Callable[[Session], _T]) -> _T:
+        with self._sessions.begin() as session:
+            return work(session)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling would start a deferred transaction at the first write
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _upgrade(connection: Connection) -> None:

@@ -6,9 +6,10 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
-from proxy._db import Database, LoginRecord, RunRecord, normalize_url, utcnow
+from proxy._db import Database, IdentityMismatch, LoginRecord, RunRecord, normalize_url, utcnow
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +87,52 @@ async def test_deleting_a_session_revokes_it(database: Database) -> None:
     await database.complete_login(login("s1"), run("r1"))
     await database.delete_session("s1")
     assert await database.get_session("s1") is None
+
+
+async def test_concurrent_logins_and_failed_runs_all_commit(database: Database) -> None:
+    """SQLite takes one writer at a time: logins arriving together queue for it and every one commits."""
+    async with anyio.create_task_group() as group:
+        for index in range(24):
+            group.start_soon(database.complete_login, login(f"s{index}", user_id=f"user{index}"), run(f"r{index}"))
+            group.start_soon(database.record_run, run(f"f{index}", outcome="timeout"))
+    for index in range(24):
+        assert await database.get_session(f"s{index}") is not None
+        assert await database.get_run(f"f{index}") is not None
+        assert (await database.get_user(f"user{index}")) is not None
+
+
+async def test_a_login_waits_for_another_process_writing_then_commits(database: Database, tmp_path: Path) -> None:
+    """A CLI command (another process) holding SQLite's write lock makes a login wait, not fail."""
+    other = sqlite3.connect(tmp_path / "hj.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE users SET role = role")  # holds the write lock until COMMIT
+        done = anyio.Event()
+
+        async def sign_in() -> None:
+            await database.complete_login(login("s1"), run("r1"))
+            done.set()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(sign_in)
+            await anyio.sleep(0.3)
+            assert not done.is_set()  # waiting for the lock
+            other.execute("COMMIT")
+            with anyio.fail_after(10):
+                await done.wait()
+    finally:
+        other.close()
+    assert await database.get_session("s1") is not None
+
+
+async def test_a_write_that_raises_leaves_nothing_and_the_next_write_goes_through(database: Database) -> None:
+    with pytest.raises(IdentityMismatch):
+        await database.complete_login(login("s1", idp_issuer="https://idp", idp_subject="a"), run("r1"))
+        await database.complete_login(login("s2", idp_issuer="https://idp", idp_subject="b"), run("r2"))
+    assert await database.get_session("s2") is None
+    assert await database.get_run("r2") is None
+    await database.record_run(run("r3"))
+    assert await database.get_run("r3") is not None
 
 
 async def test_upgrading_from_0001_keeps_users_sessions_and_memberships(tmp_path: Path) -> None:

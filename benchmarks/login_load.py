@@ -198,8 +198,19 @@ def main() -> int:
         metavar="DIR",
         help="keep the SQLite file in DIR (e.g. /dev/shm: no fsync at commit) (default: a temporary directory)",
     )
+    parser.add_argument(
+        "--split-cpus",
+        action="store_true",
+        help="give the proxy (and its hook workers) the last CPU, and the IdP and this load generator the others, "
+        "as in a deployment where the IdP runs elsewhere (needs 2 CPUs or more)",
+    )
     args = parser.parse_args()
 
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.split_cpus and len(cpus) < 2:
+        parser.error("--split-cpus needs 2 CPUs or more")
+    proxy_cpus, others = ({cpus[-1]}, set(cpus[:-1])) if args.split_cpus else (set(cpus), set(cpus))
+    os.sched_setaffinity(0, others)  # inherited by the IdP
     work = Path(tempfile.mkdtemp(prefix="hookjail-load-"))
     port = free_port()
     idp_process, idp = start_idp(port)
@@ -216,7 +227,11 @@ def main() -> int:
         if args.db_dir:
             db_dir = Path(tempfile.mkdtemp(prefix="hookjail-load-db-", dir=args.db_dir))
             extra = ("--database-url", f"sqlite:///{db_dir / 'hookjail.db'}", *extra)
-        proxy = start_proxy(config, port, env, work_dir=work, extra_args=extra)
+        os.sched_setaffinity(0, proxy_cpus)  # inherited by the proxy and every worker it forks
+        try:
+            proxy = start_proxy(config, port, env, work_dir=work, extra_args=extra)
+        finally:
+            os.sched_setaffinity(0, others)
         pid = proxy.process.pid
         # warm up at the same concurrency: the database's connection pool and the runner's reserve children
         # reach their working size before the "before" count

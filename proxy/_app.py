@@ -7,6 +7,7 @@ and the OpenAPI docs at ``/docs``. The hook runner is started in the lifespan an
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import logging
 import math
@@ -159,6 +160,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
             app.state.login = LoginService(
                 config=config, sso=settings.sso, hook=hook, database=database, sessions=codec, metrics=metrics
             )
+            # What exists now lives as long as the app: kept out of the cyclic collector's sight, a full
+            # collection no longer walks it (under load it paused the event loop ~100 ms every few seconds).
+            gc.collect()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             yield
 
     app = FastAPI(

@@ -40,6 +40,7 @@ from ._metrics import Metrics, PhaseTimer
 from ._oauth_state import COOKIE_LIFETIME, OAuthStates, StateInvalid, cookie_name, provider_error_text
 from ._pages import Pages
 from ._ratelimit import TokenBuckets
+from ._rollout import CandidateUnusable, start_rollout
 from ._sessions import COOKIE_NAME, DEFAULT_SESSION_DURATION, SessionCodec, SessionInvalid, parse_duration
 from ._sso import ProviderUnavailable, SSOProvider, SSOSettings, sso_settings_from_env
 from ._text import one_line
@@ -157,9 +158,24 @@ def create_app(settings: ServeSettings) -> FastAPI:
             app.state.hook = hook
             app.state.runner = hook.runner if hook is not None else None
             metrics.watch(hook)
-            app.state.login = LoginService(
+            login = LoginService(
                 config=config, sso=settings.sso, hook=hook, database=database, sessions=codec, metrics=metrics
             )
+            app.state.login = login
+            try:
+                app.state.shadow = await start_rollout(
+                    stack,
+                    config=config,
+                    hook=hook,
+                    database=database,
+                    login=login,
+                    metrics=metrics,
+                    allow_weak_sandbox=settings.allow_weak_sandbox,
+                )
+            except CandidateUnusable as exc:
+                raise _startup_failed(app, f"hook_settings.candidate: {exc}") from None
+            except SandboxUnavailable as exc:
+                raise _startup_failed(app, f"hook_settings.candidate: sandbox: {exc.message}") from None
             # What exists now lives as long as the app: kept out of the cyclic collector's sight, a full
             # collection no longer walks it (under load it paused the event loop ~100 ms every few seconds).
             gc.collect()
@@ -181,6 +197,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(management_router(settings.master_key))
     app.state.settings = settings
     app.state.startup_error = None
+    app.state.shadow = None  # the candidate's shadow runs (hook_settings.candidate), set in the lifespan
     app.state.metrics = metrics
     app.state.reap_workers = False  # True in `hookjail serve`, whose process owns every worker below it
 

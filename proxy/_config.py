@@ -69,8 +69,30 @@ class HookPolicy(_Strict):
     models_must_exist: bool = False
 
 
+def check_dotted(value: str) -> str:
+    """``value`` if it is ``module.function`` (dotted module path, then an identifier), else ``ValueError``."""
+    module, _, function = value.rpartition(".")
+    if not module or not function.isidentifier() or not all(p.isidentifier() for p in module.split(".")):
+        raise ValueError(f"expected 'module.function' (e.g. custom_sso.custom_sso_handler), got {value!r}")
+    return value
+
+
+class CandidateSettings(_Strict):
+    """``hook_settings.candidate_settings``: the candidate's own limits and permissions. A key left out is the
+    live hook's; the sandbox (network, env, files, worker uid) is always the live hook's."""
+
+    timeout: PositiveSeconds | None = None
+    memory_mb: Annotated[int, Field(gt=0)] | None = None
+    cpu_seconds: PositiveSeconds | None = None
+    max_concurrency: Annotated[int, Field(gt=0)] | None = None
+    permissions: list[HostCallName] | None = None
+    max_host_calls: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    max_host_reply_kb: Annotated[int, Field(gt=0, le=4096)] | None = None
+
+
 class HookSettings(_Strict):
-    """hookjail's own block: how the hook runs (maps 1:1 onto the runner's ``Limits`` and ``Sandbox``)."""
+    """hookjail's own block: how the hook runs (maps 1:1 onto the runner's ``Limits`` and ``Sandbox``), and how
+    a new version is tried out (``candidate``, ``record_inputs``)."""
 
     timeout: PositiveSeconds = 5.0
     memory_mb: Annotated[int, Field(gt=0)] = 256
@@ -86,6 +108,22 @@ class HookSettings(_Strict):
     max_host_reply_kb: Annotated[int, Field(gt=0, le=4096)] = 1024
     on_failure: Literal["deny", "idp_defaults"] = "deny"
     policy: HookPolicy = Field(default_factory=HookPolicy)
+    #: a new version of the handler (``module.function`` beside config.yaml) run in the shadow of every login
+    candidate: str | None = None
+    candidate_settings: CandidateSettings = Field(default_factory=CandidateSettings)
+    #: keep the OpenID each login's hook saw (personal data), for ``hookjail replay``; deleted after the retention
+    record_inputs: bool = False
+    record_retention_days: Annotated[int, Field(gt=0, le=3650)] = 7
+
+    @field_validator("candidate")
+    @classmethod
+    def _candidate_dotted(cls, value: str | None) -> str | None:
+        return None if value is None else check_dotted(value)
+
+    def for_candidate(self) -> HookSettings:
+        """These settings with ``candidate_settings`` applied: how the candidate runs."""
+        overrides = {key: value for key, value in self.candidate_settings.model_dump().items() if value is not None}
+        return self.model_copy(update=overrides)
 
     @field_validator("env")
     @classmethod
@@ -109,12 +147,7 @@ class GeneralSettings(BaseModel):
     @field_validator("custom_sso")
     @classmethod
     def _dotted(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        module, _, function = value.rpartition(".")
-        if not module or not function.isidentifier() or not all(p.isidentifier() for p in module.split(".")):
-            raise ValueError(f"expected 'module.function' (e.g. custom_sso.custom_sso_handler), got {value!r}")
-        return value
+        return None if value is None else check_dotted(value)
 
 
 class ModelEntry(BaseModel):
@@ -141,6 +174,7 @@ class ProxyConfig(BaseModel):
     Attributes:
         path: the config file (absolute); relative paths in it are relative to its directory.
         hook: the handler to run, or ``None`` when ``custom_sso`` is not set (logins get LiteLLM's defaults).
+        candidate: ``hook_settings.candidate`` resolved like ``hook``, or ``None``.
         read_paths: ``hook_settings.files`` resolved to absolute paths.
         env: ``hook_settings.env`` with ``os.environ/`` references resolved.
         ignored: key paths of LiteLLM settings hookjail accepts but does not use.
@@ -153,6 +187,7 @@ class ProxyConfig(BaseModel):
     general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
     hook_settings: HookSettings = Field(default_factory=HookSettings)
     hook: HookTarget | None = None
+    candidate: HookTarget | None = None
     read_paths: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
     ignored: tuple[str, ...] = ()
@@ -319,6 +354,10 @@ _BLOCKS: dict[tuple[str, ...], dict[str, str]] = {
         **{key: repr(key) for key in HookSettings.model_fields},
         **{key: repr(f"policy.{key}") for key in HookPolicy.model_fields},
     },
+    ("hook_settings", "candidate_settings"): {
+        **{key: repr(key) for key in CandidateSettings.model_fields},
+        **{key: repr(f"hook_settings.{key}") for key in HookSettings.model_fields if key != "candidate_settings"},
+    },
     ("hook_settings", "policy"): {
         **{key: repr(key) for key in HookPolicy.model_fields},
         **{key: repr(f"hook_settings.{key}") for key in HookSettings.model_fields if key != "policy"},
@@ -367,12 +406,16 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise _error(config_path.name, _validation_problems(exc)) from None
 
     hook = _resolve_hook(config, problems)
+    candidate = _resolve_target(config.hook_settings.candidate, "hook_settings.candidate", config, problems)
+    if candidate is not None and hook is None and not problems:
+        problems.append(("hook_settings.candidate", "a candidate needs a live hook: set general_settings.custom_sso"))
     read_paths = _resolve_files(config, problems)
     if problems:
         raise _error(config_path.name, problems)
     return config.model_copy(
         update={
             "hook": hook,
+            "candidate": candidate,
             "read_paths": read_paths,
             "env": dict(config.hook_settings.env),
             "ignored": tuple(ignored),
@@ -483,7 +526,12 @@ def _is_used(path: Sequence[str | int]) -> bool:
 
 
 def _resolve_hook(config: ProxyConfig, problems: list[_Problem]) -> HookTarget | None:
-    dotted = config.general_settings.custom_sso
+    """Where ``general_settings.custom_sso`` lives."""
+    return _resolve_target(config.general_settings.custom_sso, "general_settings.custom_sso", config, problems)
+
+
+def _resolve_target(dotted: str | None, key: str, config: ProxyConfig, problems: list[_Problem]) -> HookTarget | None:
+    """Where the handler named ``dotted`` (the value of ``key``) lives, beside config.yaml."""
     if dotted is None:
         return None
     module, _, function = dotted.rpartition(".")
@@ -494,7 +542,7 @@ def _resolve_hook(config: ProxyConfig, problems: list[_Problem]) -> HookTarget |
             return HookTarget(path=candidate, function=function, dotted=dotted)
     problems.append(
         (
-            "general_settings.custom_sso",
+            key,
             f"no file {relative.with_suffix('.py')} (or package {relative}/) next to {config.path.name}; "
             "hookjail loads handlers from files beside the config",
         )

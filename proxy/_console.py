@@ -53,18 +53,16 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi_sso.sso.base import OpenID
 from pydantic import ConfigDict, ValidationError
 
-from runner import HookDenied, HookError
 from sdk.testing import SAMPLE_OPENID
 
 from ._config import ProxyConfig
 from ._db import Database, HookRun, User, as_utc, utcnow
+from ._evaluate import evaluate
 from ._hook import HookService
-from ._host import LoginHost
-from ._login import ADMIN_ROLES, LoginService, _email_domain, _with_identity, status_for
+from ._login import ADMIN_ROLES, LoginService, _with_identity
 from ._pages import Pages
 from ._svg import histogram, latency_chart, summarize
 from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, clip, jsonable, one_line, printable
-from ._values import ValuesInvalid, ValuesRefused, validate_values
 
 __all__ = ("OUTCOMES", "RunFilter", "console_router", "parse_run_filter")
 
@@ -296,74 +294,38 @@ async def dry_run(
     openid: dict[str, Any], *, hook: HookService, login: LoginService, database: Database, config: ProxyConfig
 ) -> DryRun:
     """Run the hook once on ``openid`` as a login would, judge its values as a login would, and write nothing."""
-    openid = _with_identity(openid)
-    run_id = secrets.token_hex(8)
-    email = openid.get("email")
-    subject = openid.get("id") or email
-    sso = login.sso
-    if sso.allowed_email_domains:
-        if _email_domain(email) not in sso.allowed_email_domains:
-            return DryRun("refused", 403, run_id, error="ALLOWED_EMAIL_DOMAINS: the email's domain is not allowed")
-        if openid["email_verified"] is False:
-            return DryRun("refused", 403, run_id, error="ALLOWED_EMAIL_DOMAINS: the email is not verified")
     settings = config.hook_settings
-    # the login's own host: reads the database, stages writes; nothing here ever commits them
-    host = LoginHost(
-        database,
-        settings.permissions,
-        max_reply_bytes=settings.max_host_reply_kb * 1024,
-        policy=settings.policy,
-        model_names=config.model_names,
-        reserved_user_ids=frozenset(filter(None, [sso.proxy_admin_id])),
-        allowed_email_domains=frozenset(sso.allowed_email_domains or ()),
+    run_id = secrets.token_hex(8)
+    judged = await evaluate(
+        _with_identity(openid), hook=hook, login=login, database=database, settings=settings, run_id=run_id
     )
-    found = DryRun("ok", 303, run_id)
-    try:
-        result = await hook.call(openid, run_id=run_id, host=host)
-    except HookDenied as exc:
-        found = DryRun(exc.outcome, status_for(exc.outcome), run_id, error=exc.reason)
-        found.duration_ms, found.stdout, found.stderr = exc.duration * 1000, exc.stdout, exc.stderr
-    except HookError as exc:
-        found = DryRun(exc.outcome, status_for(exc.outcome), run_id, error=exc.message)
-        found.duration_ms, found.stdout, found.stderr = exc.duration * 1000, exc.stdout, exc.stderr
-        traceback = getattr(exc, "traceback", "")
-        found.traceback = traceback if isinstance(traceback, str) else ""
-    except Exception as exc:  # a bug below the hook: shown as a login would record it
-        logger.exception("dry run %s of the hook failed inside the proxy", run_id)
-        found = DryRun("error", status_for("error"), run_id, error=f"internal error: {type(exc).__name__}")
-    else:
-        found.duration_ms, found.stdout, found.stderr = result.duration * 1000, result.stdout, result.stderr
-        found.values = jsonable(result.value) if isinstance(result.value, dict) else None
-        try:
-            values = login._decide(validate_values(result.value), subject)
-        except (ValuesInvalid, ValuesRefused) as exc:
-            found.outcome, found.http_status, found.error = exc.outcome, 403, exc.message
-        else:
-            found.values = values.model_dump()
-            bound = await database.get_user(values.user_id)
-            if (
-                bound is not None
-                and bound.idp_subject is not None
-                and (bound.idp_issuer, bound.idp_subject) != (openid["issuer"], openid["subject"])
-            ):
-                found.outcome, found.http_status = "refused", 403
-                found.error = (
-                    f"user_id: {values.user_id!r} is bound to another identity-provider account than this "
-                    f"OpenID's (issuer {openid['issuer']!r}, subject {openid['subject']!r})"
-                )
+    found = DryRun(
+        judged.outcome,
+        judged.http_status,
+        run_id,
+        values=judged.values,
+        error=judged.error,
+        traceback=judged.traceback,
+        duration_ms=judged.duration_ms,
+        stdout=judged.stdout,
+        stderr=judged.stderr,
+    )
+    subject = openid.get("id") or openid.get("email")
     if found.outcome not in ("ok", "denied", "refused") and settings.on_failure == "idp_defaults" and subject:
         found.notes.append(
             "hook_settings.on_failure is idp_defaults: a login would go on with the identity provider's defaults "
             "(internal_user_viewer, no models), recorded with this outcome."
         )
-    found.host_calls = [
-        {**call, "args": pretty(call.get("args")), "error": hook_text(call.get("error"))}
-        for call in host.record()
-        if "unrecorded" not in call
-    ]
-    staged = host.staged
-    found.staged_users = [user.id for user in staged.users]
-    found.staged_memberships = [f"{m.user_id} in {m.team_id} ({m.role})" for m in staged.memberships]
+    host = judged.host
+    if host is not None:
+        found.host_calls = [
+            {**call, "args": pretty(call.get("args")), "error": hook_text(call.get("error"))}
+            for call in host.record()
+            if "unrecorded" not in call
+        ]
+        staged = host.staged
+        found.staged_users = [user.id for user in staged.users]
+        found.staged_memberships = [f"{m.user_id} in {m.team_id} ({m.role})" for m in staged.memberships]
     found.error = None if found.error is None else hook_text(clip(found.error, ERROR_LIMIT))
     found.traceback = hook_text(clip(found.traceback, TRACEBACK_LIMIT))
     found.stdout = hook_text(clip(found.stdout, STREAM_LIMIT))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +22,8 @@ import anyio
 from runner import CallResult, HookError, HookRunner, HookSpec, HostHandler, Limits, Sandbox
 from sdk._worker import ADAPTER
 
-from ._config import ProxyConfig
-from ._db import utcnow
+from ._config import HookSettings, HookTarget, ProxyConfig
+from ._db import VersionRecord, utcnow
 from ._text import ERROR_LIMIT, clip, one_line
 
 __all__ = ("ADAPTER", "HookService", "HookSource", "hook_source", "runner_options")
@@ -31,11 +32,19 @@ __all__ = ("ADAPTER", "HookService", "HookSource", "hook_source", "runner_option
 logger = logging.getLogger("hookjail.hook")
 
 
-def runner_options(config: ProxyConfig, *, allow_weak_sandbox: bool = False) -> tuple[HookSpec, Limits, Sandbox]:
-    """The runner's options for the configured hook (``config.hook`` must be set)."""
-    assert config.hook is not None
-    settings = config.hook_settings
-    spec = HookSpec(path=str(config.hook.path), function=config.hook.function, adapter=ADAPTER)
+def runner_options(
+    config: ProxyConfig,
+    *,
+    allow_weak_sandbox: bool = False,
+    target: HookTarget | None = None,
+    settings: HookSettings | None = None,
+) -> tuple[HookSpec, Limits, Sandbox]:
+    """The runner's options for the configured hook (``config.hook`` must be set), or for ``target`` run with
+    ``settings`` (the candidate) in the same sandbox."""
+    target = target or config.hook
+    assert target is not None
+    settings = settings or config.hook_settings
+    spec = HookSpec(path=str(target.path), function=target.function, adapter=ADAPTER)
     limits = Limits(
         timeout=settings.timeout,
         memory_mb=settings.memory_mb,
@@ -78,6 +87,9 @@ class HookSource:
     file: str
     sha256: str
     loaded_at: datetime
+    #: the source files by path (relative to the package for a package), kept with the version; ``None`` when
+    #: larger than :data:`MAX_KEPT_SOURCE` or not UTF-8
+    sources: dict[str, str] | None = None
 
     @property
     def short_sha256(self) -> str:
@@ -85,19 +97,34 @@ class HookSource:
         return self.sha256[:12]
 
 
+#: The most source text a kept version holds (a larger hook is kept without its source).
+MAX_KEPT_SOURCE = 1024 * 1024
+
+
 def hook_source(path: Path) -> HookSource:
     """Describe the hook at ``path`` (a module file or a package directory) as it is on disk now."""
     digest = hashlib.sha256()
+    files: dict[str, bytes] = {}
     try:
         if path.is_dir():
             for file in sorted(path.rglob("*.py"), key=lambda f: f.relative_to(path).as_posix()):
-                digest.update(file.read_bytes())
+                files[file.relative_to(path).as_posix()] = file.read_bytes()
         else:
-            digest.update(path.read_bytes())
+            files[path.name] = path.read_bytes()
+        for data in files.values():
+            digest.update(data)
         sha256 = digest.hexdigest()
     except OSError:
         sha256 = ""
-    return HookSource(file=f"{path.name}/" if path.is_dir() else path.name, sha256=sha256, loaded_at=utcnow())
+    sources: dict[str, str] | None = None
+    if sha256 and sum(len(data) for data in files.values()) <= MAX_KEPT_SOURCE:
+        try:
+            sources = {name: data.decode("utf-8") for name, data in files.items()}
+        except UnicodeDecodeError:
+            sources = None
+    return HookSource(
+        file=f"{path.name}/" if path.is_dir() else path.name, sha256=sha256, loaded_at=utcnow(), sources=sources
+    )
 
 
 class HookService:
@@ -108,12 +135,20 @@ class HookService:
         allow_weak_sandbox: run even if a confinement layer is unavailable (``--allow-weak-sandbox``).
     """
 
-    def __init__(self, config: ProxyConfig, *, allow_weak_sandbox: bool = False) -> None:
-        assert config.hook is not None
+    def __init__(self, config: ProxyConfig, *, allow_weak_sandbox: bool = False, candidate: bool = False) -> None:
+        target = config.candidate if candidate else config.hook
+        assert target is not None
         self.config = config
-        self.target = config.hook
-        self.spec, self.limits, self.sandbox = runner_options(config, allow_weak_sandbox=allow_weak_sandbox)
+        self.target = target
+        self.settings = config.hook_settings.for_candidate() if candidate else config.hook_settings
+        self.spec, self.limits, self.sandbox = runner_options(
+            config, allow_weak_sandbox=allow_weak_sandbox, target=target, settings=self.settings
+        )
         self.runner = HookRunner(self.spec, self.limits, self.sandbox)
+        #: what loaded the current version: ``start``, ``reload``, ``sighup`` (``candidate`` for a candidate)
+        self.loaded_by = "candidate" if candidate else "start"
+        #: told of each version loaded after start-up (the proxy keeps it in the database)
+        self.on_load: Callable[[VersionRecord], Awaitable[None]] | None = None
         self.reloads = 0
         self.reload_failures = 0
         self.last_reload_error: str | None = None
@@ -147,6 +182,28 @@ class HookService:
     async def __aexit__(self, *exc_info: object) -> None:
         await self._stack.aclose()
 
+    def version(self) -> VersionRecord:
+        """The loaded version as the database keeps it."""
+        source = self.describe()
+        return VersionRecord(
+            sha256=source.sha256,
+            file=source.file,
+            function=self.target.function,
+            sources=source.sources,
+            loaded_by=self.loaded_by,
+        )
+
+    async def _loaded(self, by: str) -> None:
+        """A new version replaced the old one: describe it and tell :attr:`on_load`."""
+        self._source = hook_source(self.target.path)
+        if self.loaded_by != "candidate":
+            self.loaded_by = by
+        if self.on_load is not None and self._source.sha256:
+            try:
+                await self.on_load(self.version())
+            except Exception:
+                logger.exception("could not keep version %s of hook %s", self._source.short_sha256, self.target.dotted)
+
     async def reload_if_changed(self) -> None:
         """Re-import the hook if its file changed (keep-last-good on failure).
 
@@ -164,7 +221,7 @@ class HookService:
         async with self._reload_lock:
             try:
                 if await self.runner.reload(if_changed=True):
-                    self._source = hook_source(self.target.path)
+                    await self._loaded("reload")
                     self.reloads += 1
                     self.last_reload_error = None
                     logger.info("reloaded hook %s", self.target.dotted)
@@ -205,7 +262,7 @@ class HookService:
                 self.last_reload_error = f"cannot read the hook file: {exc.strerror}"
                 logger.error("reload of hook %s requested (SIGHUP) failed: %s", self.target.dotted, exc.strerror)
                 return False
-            self._source = hook_source(self.target.path)
+            await self._loaded("sighup")
             self._failed_fingerprint = None
             self.reloads += 1
             self.last_reload_error = None

@@ -57,7 +57,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -70,7 +70,7 @@ from ._host import LoginHost
 from ._metrics import Metrics, PhaseTimer
 from ._sessions import SessionCodec
 from ._sso import SSOSettings
-from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, one_line, storable
+from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, jsonable, one_line, storable
 from ._values import UserValues, ValuesInvalid, ValuesRefused, apply_policy, idp_defaults, validate_values
 
 __all__ = ("ADMIN_ROLES", "LoginFailed", "LoginGranted", "LoginService", "status_for")
@@ -158,6 +158,30 @@ class LoginGranted:
 
 
 @dataclass
+class LiveDecision:
+    """What the live hook decided for one login, for the candidate's comparison.
+
+    Attributes:
+        openid: the OpenID the hook saw (``None``: the hook did not run).
+        outcome: the run's outcome as the hook's verdict: ``ok``, a failure's outcome, ``refused`` (the policy
+            or the identity binding refused its values). A login the database then failed to save is still
+            ``ok``: the hook decided.
+        values: with ``ok``, the values granted (validated, after the policy).
+    """
+
+    openid: dict[str, Any] | None = None
+    run_id: str | None = None
+    outcome: str | None = None
+    values: dict[str, Any] | None = None
+
+
+class ShadowSink(Protocol):
+    """Takes each login's live decision (the candidate's shadow runs, :mod:`proxy._shadow`)."""
+
+    def submit(self, live: LiveDecision) -> None: ...
+
+
+@dataclass
 class _Attempt:
     run_id: str
     started_at: datetime
@@ -169,6 +193,9 @@ class _Attempt:
     stderr: str = ""
     traceback: str = ""
     host: LoginHost | None = None
+    hook_sha256: str | None = None
+    #: the OpenID the hook saw, when ``hook_settings.record_inputs`` keeps it
+    openid: dict[str, Any] | None = None
 
     def event(self, outcome: str) -> dict[str, Any]:
         """The structured fields of this run's log line (``--log-format json``): never a token or secret."""
@@ -192,6 +219,8 @@ class _Attempt:
         if extra:
             fields.setdefault("extra", extra)
         error = fields.pop("error", None)
+        fields.setdefault("hook_sha256", self.hook_sha256)
+        fields.setdefault("openid", self.openid)
         return RunRecord(
             run_id=self.run_id,
             started_at=self.started_at,
@@ -219,8 +248,11 @@ class LoginService:
         database: Database,
         sessions: SessionCodec,
         metrics: Metrics | None = None,
+        shadow: ShadowSink | None = None,
     ) -> None:
         self.config = config
+        #: gets every login the hook ran for, to run the candidate in its shadow (``hook_settings.candidate``)
+        self.shadow = shadow
         self.sso = sso
         self.hook = hook
         self.database = database
@@ -238,6 +270,20 @@ class LoginService:
             )
 
     async def login(self, openid: dict[str, Any], *, timer: PhaseTimer | None = None) -> LoginGranted:
+        """Decide one login (:meth:`_login`); then hand what the hook decided to the candidate's shadow run."""
+        live = LiveDecision()
+        try:
+            granted = await self._login(openid, timer or PhaseTimer(), live)
+        except LoginFailed as exc:
+            if live.outcome is None:
+                live.outcome = exc.outcome
+            raise
+        finally:
+            if self.shadow is not None and live.openid is not None and live.outcome is not None:
+                self.shadow.submit(live)
+        return granted
+
+    async def _login(self, openid: dict[str, Any], timer: PhaseTimer, live: LiveDecision) -> LoginGranted:
         """Run the hook, validate and check its values, and write the user, run and session at once.
 
         Args:
@@ -249,7 +295,6 @@ class LoginService:
         Raises:
             LoginFailed: with the status, short reason and run id for the error page.
         """
-        timer = timer or PhaseTimer()
         openid = _with_identity(openid)
         email = openid.get("email")
         subject = openid.get("id") or email
@@ -283,6 +328,9 @@ class LoginService:
             run_id: str | None = None
         else:
             run_id = attempt.run_id
+            live.openid, live.run_id = openid, run_id
+            if self.config.hook_settings.record_inputs:
+                attempt.openid = jsonable(openid)
             with timer.phase("hook"):
                 values_or_failure = await self._run_hook(openid, attempt)
             if isinstance(values_or_failure, UserValues):
@@ -290,6 +338,7 @@ class LoginService:
                 staged = attempt.host.staged if attempt.host is not None else None
             else:
                 outcome, error, reason = values_or_failure
+                live.outcome = outcome
                 # a denial is the hook's decision, not a failure: never replaced by the IdP defaults
                 if outcome != "denied" and self.config.hook_settings.on_failure == "idp_defaults" and subject:
                     fallback, failure = "idp_defaults", (outcome, error)
@@ -304,6 +353,8 @@ class LoginService:
         try:
             values = self._decide(values, subject)
         except ValuesRefused as exc:
+            if live.outcome is None:
+                live.outcome = "refused"
             logger.warning(
                 "login of %s refused (run %s): %s", one_line(subject or "?", 300), run_id, one_line(exc.message)
             )
@@ -342,17 +393,22 @@ class LoginService:
             idp_issuer=openid["issuer"],
             idp_subject=openid["subject"],
         )
+        if failure is None:
+            live.outcome, live.values = "ok", values.model_dump()
         run = attempt.record(
             "ok" if failure is None else failure[0],
             error=None if failure is None else failure[1],
             user_id=values.user_id,
             fallback=fallback,
             http_status=303,
+            decided=values.model_dump(),
         )
         try:
             with timer.phase("db"):
                 await self.database.complete_login(login, run, staged)
         except IdentityMismatch:
+            if failure is None:
+                live.outcome, live.values = "refused", None
             logger.warning(
                 "login of %s (run %s) refused: user %s is bound to another identity-provider account than %s %s",
                 one_line(subject or "?", 300),
@@ -424,6 +480,8 @@ class LoginService:
             reserved_user_ids=frozenset(filter(None, [self.sso.proxy_admin_id])),
             allowed_email_domains=frozenset(self.sso.allowed_email_domains or ()),
         )
+        await self.hook.reload_if_changed()
+        attempt.hook_sha256 = self.hook.describe().sha256 or None
         try:
             result = await self.hook.call(openid, run_id=attempt.run_id, host=attempt.host)
         except HookDenied as exc:

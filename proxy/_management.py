@@ -69,7 +69,7 @@ from sdk._hostapi import (
 from sdk._values import MAX_ID_LENGTH, MAX_MODELS
 
 from . import _directory
-from ._db import Database, HookRun, as_utc, utcnow
+from ._db import CandidateRun, Database, HookRun, as_utc, utcnow
 from ._login import ADMIN_ROLES
 from ._sessions import COOKIE_NAME, SessionCodec, SessionInvalid
 
@@ -274,8 +274,32 @@ class HookRunSummary(BaseModel):
     host_call_count: int = Field(description="how many host calls the hook made")
 
 
+class CandidateResult(BaseModel):
+    """What ``hook_settings.candidate`` decided in the shadow of this login (it changed nothing)."""
+
+    outcome: str = Field(description='"ok", or how the candidate would have failed the login')
+    values: dict[str, Any] | None = Field(
+        description="the values it would have granted (validated, after the policy); none unless ok"
+    )
+    diff: dict[str, Any] = Field(
+        description='each field whose decision differs: {field: {"live": ..., "candidate": ...}}, "outcome" '
+        "among them; empty when it agrees with the live hook"
+    )
+    duration_ms: float | None = Field(description="how long the candidate ran")
+    error: str | None = Field(description="why it would have failed (none when it did not)")
+    sha256: str | None = Field(description="the candidate's version (hex SHA-256 of its source)")
+
+
 class HookRunDetail(HookRunSummary):
     """One run of the hook, with what it printed and its host calls (``GET /hook/runs/{run_id}``)."""
+
+    hook_sha256: str | None = Field(description="the version of the hook that ran (hex SHA-256 of its source)")
+    values: dict[str, Any] | None = Field(
+        description="the values the login was granted (validated, after the policy): only when it signed in"
+    )
+    candidate: CandidateResult | None = Field(
+        description="hook_settings.candidate's run in the shadow of this login, if one ran"
+    )
 
     stdout: str = Field(description="what the hook printed (the first 4096 characters)")
     stderr: str = Field(description="what the hook wrote to stderr (the first 4096 characters)")
@@ -318,14 +342,26 @@ def _summary(run: HookRun) -> HookRunSummary:
     return HookRunSummary(**_run_fields(run))
 
 
-def _detail(run: HookRun) -> HookRunDetail:
-    """A ``hook_runs`` row with everything it holds."""
+def _detail(run: HookRun, candidate: CandidateRun | None) -> HookRunDetail:
+    """A ``hook_runs`` row with everything it holds, and the candidate's run in its shadow."""
     return HookRunDetail(
         **_run_fields(run),
         stdout=run.stdout or "",
         stderr=run.stderr or "",
         host_calls=list(run.host_calls or []),
         extra=dict(run.extra or {}),
+        hook_sha256=run.hook_sha256,
+        values=run.decided,
+        candidate=None
+        if candidate is None
+        else CandidateResult(
+            outcome=candidate.outcome,
+            values=candidate.decided,
+            diff=dict(candidate.diff or {}),
+            duration_ms=candidate.duration_ms,
+            error=candidate.error,
+            sha256=candidate.sha256,
+        ),
     )
 
 
@@ -491,7 +527,7 @@ def management_router(master_key: str) -> APIRouter:
         run = await database(request).get_run(run_id)
         if run is None:
             raise ApiError(404, f"Hook run {run_id} not found", type="not_found")
-        return _detail(run)
+        return _detail(run, await database(request).get_candidate(run_id))
 
     endpoints = APIRouter()
     endpoints.include_router(router)

@@ -12,7 +12,7 @@ cannot grow the number of series.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from ._hook import HookService
 
-__all__ = ("CONTENT_TYPE", "HOST_METHODS", "LOGIN_OUTCOMES", "Metrics", "PhaseTimer")
+__all__ = ("COMPARED_FIELDS", "CONTENT_TYPE", "HOST_METHODS", "LOGIN_OUTCOMES", "Metrics", "PhaseTimer")
 
 #: The ``Content-Type`` of ``/metrics``.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,6 +54,9 @@ LOGIN_OUTCOMES = (
     "idp_unavailable",  # the discovery document could not be fetched
     "bad_request",  # no code, or a Host the callback URL cannot be made from
 )
+
+#: What a candidate's decision is compared on: the outcome, then the six values (``SSOUserDefinedValues``).
+COMPARED_FIELDS = ("outcome", "user_id", "user_email", "user_role", "models", "max_budget", "budget_duration")
 
 #: The host-call methods of the contract; any other name is counted as ``other``.
 HOST_METHODS = frozenset({"user_info", "new_user", "add_new_member", "team_info"})
@@ -93,6 +96,20 @@ class Metrics:
             ["operation"],
             registry=self.registry,
         )
+        self.candidate_runs = Counter(
+            "hookjail_candidate_runs",
+            "Runs of hook_settings.candidate in the shadow of logins, by whether it decided as the live hook did "
+            "(agree, differ) or did not run (skipped: every candidate slot and its queue were busy)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.candidate_differences = Counter(
+            "hookjail_candidate_differences",
+            "Shadow runs whose decision differed from the live hook's, by the field that differed "
+            "(outcome, or one of the values' six fields)",
+            ["field"],
+            registry=self.registry,
+        )
         for outcome in LOGIN_OUTCOMES:
             self.logins.labels(outcome)
         for operation in ("login", "record_run", "ping"):
@@ -115,6 +132,15 @@ class Metrics:
     def host_call(self, method: str, outcome: str) -> None:
         """Count one host call."""
         self.host_calls.labels(method if method in HOST_METHODS else "other", outcome[:32]).inc()
+
+    def candidate_run(self, diff: Mapping[str, object] | None) -> None:
+        """Count one shadow run of the candidate: ``diff`` is its per-field difference (``None``: skipped)."""
+        if diff is None:
+            self.candidate_runs.labels("skipped").inc()
+            return
+        self.candidate_runs.labels("differ" if diff else "agree").inc()
+        for name in diff:
+            self.candidate_differences.labels(name if name in COMPARED_FIELDS else "other").inc()
 
     def database_error(self, operation: str) -> None:
         """Count one failed database operation."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ("Base", "HookRun", "Team", "TeamMember", "UISession", "User")
+__all__ = ("Base", "CandidateRun", "HookRun", "HookVersion", "LoginInput", "Team", "TeamMember", "UISession", "User")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -97,7 +97,7 @@ class HookRun(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     duration_ms: Mapped[float] = mapped_column(Float)
     subject: Mapped[str | None] = mapped_column(String(256))
-    user_id: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(256), index=True)
     provider: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     fallback: Mapped[str | None] = mapped_column(String(32))
@@ -108,3 +108,55 @@ class HookRun(Base):
     #: every host call the run made, in order: ``{method, args, outcome, error?, ms}``
     host_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     http_status: Mapped[int | None] = mapped_column(Integer)
+    #: the version of the hook that served the run (:class:`HookVersion`); ``NULL`` for runs from before 0004
+    hook_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: the values the login was granted (validated, after the policy): only on runs that signed someone in
+    decided: Mapped[dict[str, Any] | None] = mapped_column("decided_values", JSON)
+
+
+class HookVersion(Base):
+    """A version of a handler the proxy loaded (live or candidate), kept with its source."""
+
+    __tablename__ = "hook_versions"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the hook's file name (``custom_sso.py``) or its package's name and a slash (``my_hook/``)
+    file: Mapped[str] = mapped_column(String(256))
+    function: Mapped[str] = mapped_column(String(256))
+    #: every source file, by its path (relative to the package for a package); ``NULL`` when too large to keep
+    sources: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    first_loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: what loaded it last: ``start``, ``reload`` (its file changed), ``sighup``, ``candidate``
+    loaded_by: Mapped[str] = mapped_column(String(32))
+    loads: Mapped[int] = mapped_column(Integer)
+
+
+class CandidateRun(Base):
+    """The candidate's run in the shadow of one login, compared with what the live hook decided."""
+
+    __tablename__ = "candidate_runs"
+
+    #: the login's run (``hook_runs.run_id``)
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32))
+    #: the candidate's values, validated and after the policy (``NULL`` unless its outcome is ``ok``)
+    decided: Mapped[dict[str, Any] | None] = mapped_column("decided_values", JSON)
+    #: ``{field: {"live": ..., "candidate": ...}}`` for each field that differs, ``outcome`` among them
+    diff: Mapped[dict[str, Any]] = mapped_column(JSON)
+    agrees: Mapped[bool] = mapped_column(Boolean)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginInput(Base):
+    """The OpenID one login's hook saw (``hook_settings.record_inputs``; personal data, deleted after
+    ``record_retention_days``)."""
+
+    __tablename__ = "login_inputs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    openid: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -18,19 +18,22 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import ColumnElement, Connection, create_engine, delete, event, func, or_, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from ._models import HookRun, Team, TeamMember, UISession, User
+from ._models import CandidateRun, HookRun, HookVersion, LoginInput, Team, TeamMember, UISession, User
 
 __all__ = (
+    "CandidateRecord",
     "Database",
     "IdentityMismatch",
     "LoginRecord",
     "RunRecord",
     "SessionRows",
     "StagedWrites",
+    "VersionRecord",
     "normalize_url",
     "utcnow",
 )
@@ -88,6 +91,41 @@ class RunRecord:
     http_status: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     host_calls: list[dict[str, Any]] = field(default_factory=list)
+    #: the hook version that served the run
+    hook_sha256: str | None = None
+    #: the values granted (validated, after the policy), on a run that signed someone in
+    decided: dict[str, Any] | None = None
+    #: the OpenID the hook saw, kept as a :class:`LoginInput` when ``hook_settings.record_inputs`` is on
+    openid: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CandidateRecord:
+    """What is recorded about the candidate's run in the shadow of one login (see :class:`CandidateRun`)."""
+
+    run_id: str
+    started_at: datetime
+    sha256: str | None
+    outcome: str
+    decided: dict[str, Any] | None
+    diff: dict[str, Any]
+    duration_ms: float | None
+    error: str | None = None
+
+    @property
+    def agrees(self) -> bool:
+        return not self.diff
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionRecord:
+    """A hook version being loaded (see :class:`HookVersion`)."""
+
+    sha256: str
+    file: str
+    function: str
+    sources: dict[str, str] | None
+    loaded_by: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +224,7 @@ class Database:
 
     async def record_run(self, run: RunRecord) -> None:
         """Record a hook run on its own (a failed login changes nothing else)."""
-        await self._write(lambda session: session.add(_hook_run(run)))
+        await self._write(lambda session: session.add_all(_run_rows(run)))
 
     async def complete_login(self, login: LoginRecord, run: RunRecord, staged: StagedWrites | None = None) -> None:
         """In one transaction: the hook's staged writes, the user upsert with the validated values, the run
@@ -293,6 +331,92 @@ class Database:
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return [(as_utc(started), float(duration)) for started, duration in reversed(rows)]
+
+    # --- rollout: versions, candidate runs, recorded inputs ------------------------------------------------
+
+    async def record_version(self, version: VersionRecord) -> None:
+        """Keep a hook version the proxy loaded (a version loaded again is counted, its source kept once)."""
+        try:
+            await self._write(lambda session: _record_version(session, version))
+        except IntegrityError:  # another replica inserted it meanwhile: count this load on its row
+            await self._write(lambda session: _record_version(session, version))
+
+    async def get_version(self, sha256: str) -> HookVersion | None:
+        """The version whose SHA-256 is or starts with ``sha256`` (at least 8 hex digits; ``None`` if none or
+        several match)."""
+        if len(sha256) < 8:
+            return None
+        query = select(HookVersion).where(HookVersion.sha256.startswith(sha256.lower(), autoescape=True)).limit(2)
+        async with self._sessions() as session:
+            found = list(await session.scalars(query))
+        return found[0] if len(found) == 1 else None
+
+    async def versions(self) -> list[tuple[HookVersion, dict[str, int]]]:
+        """Every version kept, newest load first, with its runs counted by outcome."""
+        counts: dict[str, dict[str, int]] = {}
+        query = (
+            select(HookRun.hook_sha256, HookRun.outcome, func.count())
+            .where(HookRun.hook_sha256.is_not(None))
+            .group_by(HookRun.hook_sha256, HookRun.outcome)
+        )
+        async with self._sessions() as session:
+            for sha256, outcome, count in (await session.execute(query)).all():
+                counts.setdefault(str(sha256), {})[outcome] = int(count)
+            versions = await session.scalars(
+                select(HookVersion).order_by(HookVersion.last_loaded_at.desc(), HookVersion.sha256)
+            )
+            return [(version, counts.get(version.sha256, {})) for version in versions]
+
+    async def record_candidate(self, record: CandidateRecord) -> None:
+        """Keep the candidate's run in the shadow of a login."""
+        row = CandidateRun(
+            run_id=record.run_id,
+            started_at=record.started_at,
+            sha256=record.sha256,
+            outcome=record.outcome,
+            decided=record.decided,
+            diff=record.diff,
+            agrees=record.agrees,
+            duration_ms=record.duration_ms,
+            error=record.error,
+        )
+        await self._write(lambda session: session.add(row))
+
+    async def get_candidate(self, run_id: str) -> CandidateRun | None:
+        """The candidate's run in the shadow of the login whose run is ``run_id``, if it ran."""
+        async with self._sessions() as session:
+            return await session.get(CandidateRun, run_id)
+
+    async def recent_candidates(self, limit: int = 200) -> list[tuple[CandidateRun, HookRun | None]]:
+        """The newest candidate runs first, each with its login's run."""
+        query = (
+            select(CandidateRun, HookRun)
+            .join(HookRun, HookRun.run_id == CandidateRun.run_id, isouter=True)
+            .order_by(CandidateRun.started_at.desc(), CandidateRun.run_id.desc())
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [(candidate, run) for candidate, run in (await session.execute(query)).all()]
+
+    async def recorded_inputs(self, last: int) -> list[tuple[LoginInput, HookRun]]:
+        """The newest ``last`` recorded login inputs, each with the run it fed, newest first."""
+        query = (
+            select(LoginInput, HookRun)
+            .join(HookRun, HookRun.run_id == LoginInput.run_id)
+            .order_by(LoginInput.recorded_at.desc(), LoginInput.run_id.desc())
+            .limit(last)
+        )
+        async with self._sessions() as session:
+            return [(entry, run) for entry, run in (await session.execute(query)).all()]
+
+    async def purge_inputs(self, before: datetime) -> int:
+        """Delete the login inputs recorded before ``before``; how many were deleted."""
+
+        def purge(session: Session) -> int:
+            result = session.execute(delete(LoginInput).where(LoginInput.recorded_at < _stored_time(before)))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+        return await self._write(purge)
 
     def session(self) -> AsyncSession:
         """A new ORM session."""
@@ -478,7 +602,7 @@ def _complete_login(session: Session, login: LoginRecord, run: RunRecord, staged
     session.flush()
     if staged is not None and staged.memberships:
         session.add_all(staged.memberships)
-    session.add(_hook_run(run))
+    session.add_all(_run_rows(run))
     session.add(
         UISession(
             id=login.session_id,
@@ -487,6 +611,33 @@ def _complete_login(session: Session, login: LoginRecord, run: RunRecord, staged
             expires_at=login.session_expires_at,
         )
     )
+
+
+def _run_rows(run: RunRecord) -> list[HookRun | LoginInput]:
+    rows: list[HookRun | LoginInput] = [_hook_run(run)]
+    if run.openid is not None:
+        rows.append(LoginInput(run_id=run.run_id, recorded_at=run.started_at, openid=run.openid))
+    return rows
+
+
+def _record_version(session: Session, version: VersionRecord) -> None:
+    now = utcnow()
+    row = session.get(HookVersion, version.sha256)
+    if row is None:
+        session.add(
+            HookVersion(
+                sha256=version.sha256,
+                file=version.file,
+                function=version.function,
+                sources=version.sources,
+                first_loaded_at=now,
+                last_loaded_at=now,
+                loaded_by=version.loaded_by,
+                loads=1,
+            )
+        )
+    else:
+        row.last_loaded_at, row.loaded_by, row.loads = now, version.loaded_by, row.loads + 1
 
 
 def _hook_run(run: RunRecord) -> HookRun:
@@ -505,6 +656,8 @@ def _hook_run(run: RunRecord) -> HookRun:
         extra=run.extra or None,
         host_calls=run.host_calls or None,
         http_status=run.http_status,
+        hook_sha256=run.hook_sha256,
+        decided=run.decided,
     )
 
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from proxy import load_config
-from proxy._db import Database, normalize_url
-from proxy._hook import HookService
+from proxy._db import Database, normalize_url, utcnow
+from proxy._hook import HookService, HookSource
 from proxy._login import LoginFailed, LoginGranted, LoginService
 from proxy._sessions import SessionCodec
 from proxy._sso import SSOSettings
@@ -33,6 +33,12 @@ class StandInHook:
         self.value = value
         self.error = error
         self.stdout = stdout
+
+    async def reload_if_changed(self) -> None:
+        """Its source never changes."""
+
+    def describe(self) -> HookSource:
+        return HookSource(file="stand_in.py", sha256="5" * 64, loaded_at=utcnow())
 
     async def call(self, openid: dict[str, Any], *, run_id: str, host: HostHandler | None = None) -> CallResult:
         if self.error is not None:

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from proxy import load_config
-from proxy._db import Database, normalize_url
+from proxy._db import Database, normalize_url, utcnow
 from proxy._directory import new_team, new_user
-from proxy._hook import HookService
+from proxy._hook import HookService, HookSource
 from proxy._login import LoginFailed, LoginService
 from proxy._sessions import SessionCodec
 from proxy._sso import SSOSettings
@@ -36,6 +36,12 @@ class ScriptedHook:
 
     def __init__(self) -> None:
         self.script: Script | None = None
+
+    async def reload_if_changed(self) -> None:
+        """Its source never changes."""
+
+    def describe(self) -> HookSource:
+        return HookSource(file="stand_in.py", sha256="5" * 64, loaded_at=utcnow())
 
     async def call(self, openid: dict[str, Any], *, run_id: str, host: HostHandler | None = None) -> CallResult:
         assert self.script is not None

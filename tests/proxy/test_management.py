@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from proxy import create_app, load_config, serve_settings
-from proxy._db import Database, RunRecord, utcnow
+from proxy._db import CandidateRecord, Database, RunRecord, utcnow
 from tests.proxy import harness
 from tests.proxy.harness import ProxyFactory, login, new_client
 from tests.proxy.test_login import RAISING_HOOK, run_id_of
@@ -344,6 +344,19 @@ async def test_hook_run_has_everything_recorded(app: FastAPI, api: httpx.AsyncCl
             user_id="dan",
             extra={"email": "dan@example.com"},
             host_calls=calls,
+            hook_sha256="ab" * 32,
+            decided={"user_id": "dan", "user_role": "internal_user_viewer"},
+        )
+    )
+    await database.record_candidate(
+        CandidateRecord(
+            run_id="0123456789abcdef",
+            started_at=utcnow(),
+            sha256="cd" * 32,
+            outcome="ok",
+            decided={"user_id": "dan", "user_role": "internal_user"},
+            diff={"outcome": {"live": "invalid", "candidate": "ok"}},
+            duration_ms=1.5,
         )
     )
     run = await get(api, "/hook/runs/0123456789abcdef")
@@ -365,6 +378,16 @@ async def test_hook_run_has_everything_recorded(app: FastAPI, api: httpx.AsyncCl
         "stderr": "warning\n",
         "host_calls": calls,
         "extra": {"email": "dan@example.com"},
+        "hook_sha256": "ab" * 32,
+        "values": {"user_id": "dan", "user_role": "internal_user_viewer"},
+        "candidate": {
+            "outcome": "ok",
+            "values": {"user_id": "dan", "user_role": "internal_user"},
+            "diff": {"outcome": {"live": "invalid", "candidate": "ok"}},
+            "duration_ms": 1.5,
+            "error": None,
+            "sha256": "cd" * 32,
+        },
     }
 
 

@@ -71,24 +71,25 @@ async def start_rollout(
     Raises:
         CandidateUnusable: the candidate does not import, or the sandbox it needs is unavailable.
     """
-    group = await stack.enter_async_context(anyio.create_task_group())
-    stack.callback(group.cancel_scope.cancel)
-    group.start_soon(_keep_purging, database, config.hook_settings.record_retention_days)
     if hook is not None:
         hook.on_load = database.record_version
         await _keep_version(database, hook)
-    if config.candidate is None:
-        return None
-    candidate = HookService(config, allow_weak_sandbox=allow_weak_sandbox, candidate=True)
-    shadow = Shadow(candidate, login=login, database=database, metrics=metrics)
-    try:
-        await stack.enter_async_context(shadow)
-    except HookImportError as exc:
-        raise CandidateUnusable(
-            f"the candidate {config.candidate.dotted} cannot be used: {one_line(exc.message)}"
-        ) from None
-    candidate.on_load = database.record_version
-    await _keep_version(database, candidate)
-    login.shadow = shadow
-    logger.info("candidate %s runs in the shadow of every login", config.candidate.dotted)
+    shadow: Shadow | None = None
+    if config.candidate is not None:
+        candidate = HookService(config, allow_weak_sandbox=allow_weak_sandbox, candidate=True)
+        shadow = Shadow(candidate, login=login, database=database, metrics=metrics)
+        try:
+            await stack.enter_async_context(shadow)
+        except HookImportError as exc:
+            raise CandidateUnusable(
+                f"the candidate {config.candidate.dotted} cannot be used: {one_line(exc.message)}"
+            ) from None
+        candidate.on_load = database.record_version
+        await _keep_version(database, candidate)
+        login.shadow = shadow
+        logger.info("candidate %s runs in the shadow of every login", config.candidate.dotted)
+    # last, so that a failure to start above is not wrapped in this group's exception group
+    group = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(group.cancel_scope.cancel)
+    group.start_soon(_keep_purging, database, config.hook_settings.record_retention_days)
     return shadow

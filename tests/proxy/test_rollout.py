@@ -160,7 +160,9 @@ async def test_a_candidate_refused_by_the_policy_is_recorded_as_refused(start: C
 
 
 async def test_a_slow_candidate_is_off_the_logins_path(start: Callable[..., Any]) -> None:
-    app = await start(candidate="candidate.custom_sso_handler", candidate_settings={"max_concurrency": 1})
+    app = await start(
+        candidate="candidate.custom_sso_handler", candidate_settings={"max_concurrency": 1, "timeout": 10}
+    )
     shadow: Shadow = app.state.shadow
     database: Database = app.state.database
     granted = await app.state.login.login(openid("slow"))
@@ -174,7 +176,9 @@ async def test_a_slow_candidate_is_off_the_logins_path(start: Callable[..., Any]
 
 
 async def test_logins_beyond_the_candidates_queue_are_not_shadowed(start: Callable[..., Any]) -> None:
-    app = await start(candidate="candidate.custom_sso_handler", candidate_settings={"max_concurrency": 1})
+    app = await start(
+        candidate="candidate.custom_sso_handler", candidate_settings={"max_concurrency": 1, "timeout": 10}
+    )
     shadow: Shadow = app.state.shadow
     shadow.max_pending = 1
     first = await app.state.login.login(openid("slow"))

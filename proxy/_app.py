@@ -536,7 +536,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
             check_master_key(authorization, master_key)  # a wrong key is a 401, not the short answer
         database: Database = request.app.state.database
         hook: HookService | None = request.app.state.hook
-        database_ok = await database.ping()
+        database_ok = await database.recently_pinged()
         if not database_ok:
             metrics.database_error("ping")
         hook_info: dict[str, Any] | None = hook.health() if hook is not None else None

@@ -40,6 +40,9 @@ __all__ = (
 
 _T = TypeVar("_T")
 
+#: How old a successful or failed ping ``/health`` reports may be, in seconds.
+HEALTH_MAX_AGE = 1.0
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x686F6F6B6A61696C  # "hookjail"
 
@@ -183,6 +186,8 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._last_ping: tuple[float, bool] | None = None  # (when, whether it answered) of the last ping
+        self._ping_lock = anyio.Lock()
         on_file = self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
         self._writer = _SQLiteWriter(self.engine) if on_file else None
 
@@ -221,6 +226,20 @@ class Database:
         except Exception:
             return False
         return True
+
+    async def recently_pinged(self, max_age: float = HEALTH_MAX_AGE) -> bool:
+        """Whether the database answered a ping at most ``max_age`` seconds ago, pinging it if no ping is that
+        recent; callers arriving together share one ping. ``/health`` uses it: a load balancer polling every
+        few milliseconds costs one query per ``max_age``, not one per poll."""
+        last = self._last_ping
+        if last is not None and anyio.current_time() - last[0] < max_age:
+            return last[1]
+        async with self._ping_lock:
+            last = self._last_ping
+            if last is None or anyio.current_time() - last[0] >= max_age:
+                answered = await self.ping()
+                last = self._last_ping = (anyio.current_time(), answered)
+        return last[1]
 
     async def record_run(self, run: RunRecord) -> None:
         """Record a hook run on its own (a failed login changes nothing else)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import event
 
 from proxy._db import Database, IdentityMismatch, LoginRecord, RunRecord, normalize_url, utcnow
 
@@ -177,3 +178,20 @@ async def test_upgrading_from_0001_keeps_users_sessions_and_memberships(tmp_path
         assert recorded.host_calls is None
     finally:
         await db.close()
+
+
+async def test_health_pings_are_shared_and_at_most_max_age_old(database: Database) -> None:
+    pings: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.strip().upper() == "SELECT 1":
+            pings.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(database.recently_pinged, 60.0)
+    assert await database.recently_pinged(60.0)
+    assert len(pings) == 1  # twenty-one callers, one ping
+    assert await database.recently_pinged(0.0)
+    assert len(pings) == 2  # a ping older than max_age is done again

@@ -1,9 +1,11 @@
 """Complete logins under load: the real ``hookjail`` (a subprocess) behind the real npm IdP, over HTTP.
 
-Run: python benchmarks/login_load.py [-n 200] [-c 8] [--fail-share 0.1] [--json]
+Run: python benchmarks/login_load.py [-n 200] [-c 8] [--fail-share 0.1] [--spin-share 0.1 --cpu-seconds 0.5]
+     [--split-cpus] [--json]
 
 Starts the test IdP (tests/idp/server.mjs, ``npm ci --prefix tests/idp`` first) and ``python -m proxy`` with a
-hook that maps the email to a role, and raises for users named ``fail-…`` (``--fail-share`` of the logins).
+hook that maps the email to a role, and raises for users named ``fail-…`` (``--fail-share`` of the logins) and
+spins until its CPU limit for users named ``spin-…`` (``--spin-share``).
 Then ``-n`` complete logins, ``-c`` at a time, each in a fresh HTTP client through the IdP's login and consent
 pages, the way a browser does. Prints:
 
@@ -47,10 +49,12 @@ sys.path.insert(0, str(REPO))
 from tests.idp.provider import CLIENT_ID, CLIENT_SECRET, HERE, IdP, _wait_ready, free_port  # noqa: E402
 from tests.proxy.harness import DOMAIN_HOOK, proxy_env, start_proxy, write_config  # noqa: E402
 
-#: The harness's domain hook, refusing users whose name starts with "fail-" (a failing hook run).
+#: The harness's domain hook, refusing users whose name starts with "fail-" (a failing hook run) and spinning
+#: for users named "spin-…" until the CPU limit stops it.
 HOOK = DOMAIN_HOOK.replace(
     "    domain = ",
     '    if (userIDPInfo.id or "").startswith("fail-"):\n        raise RuntimeError("refused on purpose")\n'
+    '    if (userIDPInfo.id or "").startswith("spin-"):\n        while True:\n            pass\n'
     "    domain = ",
     1,
 )
@@ -182,6 +186,13 @@ def main() -> int:
     parser.add_argument("-n", "--logins", type=int, default=200, help="complete logins in all (default: 200)")
     parser.add_argument("-c", "--concurrency", type=int, default=8, help="logins at a time (default: 8)")
     parser.add_argument("--fail-share", type=float, default=0.1, help="share of failing hook runs (default: 0.1)")
+    parser.add_argument(
+        "--spin-share",
+        type=float,
+        default=0.0,
+        help="share of hook runs that spin until their CPU limit (--cpu-seconds) stops them (default: 0)",
+    )
+    parser.add_argument("--cpu-seconds", type=float, default=2.0, help="hook_settings.cpu_seconds (default: 2)")
     parser.add_argument("--warmup", type=int, default=16, help="logins before measuring, -c at a time (default: 16)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--profile", choices=("py-spy",), help="sample the proxy during the load")
@@ -217,7 +228,11 @@ def main() -> int:
     proxy = None
     db_dir: Path | None = None
     try:
-        config = write_config(work / "conf", hook_source=HOOK, hook_settings={"timeout": 10, "max_concurrency": 8})
+        config = write_config(
+            work / "conf",
+            hook_source=HOOK,
+            hook_settings={"timeout": 10, "max_concurrency": 8, "cpu_seconds": args.cpu_seconds},
+        )
         env = proxy_env(idp, HOOKJAIL_SSO_RATE_LIMIT="off")
         if args.baseline:
             (work / "site").mkdir()
@@ -242,9 +257,11 @@ def main() -> int:
 
         users = []
         fail_every = round(1 / args.fail_share) if args.fail_share > 0 else 0
+        spin_every = round(1 / args.spin_share) if args.spin_share > 0 else 0
         for index in range(args.logins):
             failing = fail_every and index % fail_every == fail_every - 1
-            users.append(f"fail-{index}" if failing else f"user{index}")
+            spinning = spin_every and index % spin_every == spin_every // 2
+            users.append(f"fail-{index}" if failing else f"spin-{index}" if spinning else f"user{index}")
 
         profiler = None
         profile_path = Path(args.profile_out or work / "profile.txt")

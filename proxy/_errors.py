@@ -2,7 +2,15 @@
 
 ProxyError                base: the proxy cannot do what was asked
 ├── ConfigError           config.yaml, a flag or an environment variable is wrong (names the key path)
-└── StartupError          a resource could not be started (hook import, sandbox, database)
+├── StartupError          a resource could not be started (hook import, sandbox, database)
+├── CandidateUnusable     hook_settings.candidate does not import (proxy._rollout)
+├── LoginFailed           a login is refused: status, short reason, run id (proxy._login)
+├── ValuesRefused         the hook's values break an identity rule or the policy (proxy._values)
+├── IdentityMismatch      the user is bound to another identity-provider account (proxy._db)
+├── SessionInvalid        a UI session cookie is missing, forged or expired (proxy._sessions)
+├── StateInvalid          an OAuth state or its cookie is missing, forged, expired or used (proxy._oauth_state)
+├── ProviderUnavailable   the identity provider's discovery document cannot be fetched (proxy._sso)
+└── ApiError              a management API error in LiteLLM's shape (proxy._management)
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ from runner import HookDenied, HookError
 
 from ._config import ProxyConfig
 from ._db import Database, IdentityMismatch, LoginRecord, RunRecord, StagedWrites, utcnow
+from ._errors import ProxyError
 from ._hook import HookService
 from ._host import LoginHost
 from ._metrics import Metrics, PhaseTimer
@@ -135,7 +136,7 @@ def status_for(outcome: str) -> int:
     return _STATUS.get(outcome, 502)
 
 
-class LoginFailed(Exception):
+class LoginFailed(ProxyError):
     """Raised when a login is denied; carries what the error page shows."""
 
     def __init__(self, status: int, reason: str, *, outcome: str, run_id: str | None = None) -> None:

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ._errors import ProxyError
+
 __all__ = ("COOKIE_LIFETIME", "LoginTransaction", "OAuthStates", "StateInvalid", "cookie_name", "provider_error_text")
 
 #: How long a login may take between /sso/key/generate and /sso/callback, in seconds (the cookie's Max-Age).
@@ -79,7 +81,7 @@ def cookie_name(secure: bool) -> str:
     return "__Host-hookjail_oauth" if secure else "hookjail_oauth"
 
 
-class StateInvalid(Exception):
+class StateInvalid(ProxyError):
     """Raised when a callback's state is missing, forged, expired, from another browser or already used."""
 
     def __init__(self, reason: str) -> None:

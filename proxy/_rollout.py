@@ -13,6 +13,7 @@ from runner import HookImportError
 
 from ._config import ProxyConfig
 from ._db import Database, utcnow
+from ._errors import ProxyError
 from ._hook import HookService
 from ._login import LoginService
 from ._metrics import Metrics
@@ -27,7 +28,7 @@ logger = logging.getLogger("hookjail.rollout")
 PURGE_INTERVAL = 3600.0
 
 
-class CandidateUnusable(Exception):
+class CandidateUnusable(ProxyError):
     """``hook_settings.candidate`` does not import or is not a usable handler (the message says why)."""
 
 

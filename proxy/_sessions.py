@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from ._errors import ConfigError
+from ._errors import ConfigError, ProxyError
 
 __all__ = (
     "COOKIE_NAME",
@@ -37,7 +37,7 @@ _DURATION = re.compile(r"^([1-9][0-9]{0,6})(s|m|h|d|mo)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
 
 
-class SessionInvalid(Exception):
+class SessionInvalid(ProxyError):
     """Raised when a session cookie is malformed, tampered with, expired or revoked."""
 
 

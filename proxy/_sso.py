@@ -24,7 +24,7 @@ from fastapi_sso.sso.generic import create_provider
 from fastapi_sso.sso.google import GoogleSSO
 from fastapi_sso.sso.microsoft import MicrosoftSSO
 
-from ._errors import ConfigError
+from ._errors import ConfigError, ProxyError
 from ._ratelimit import RateLimit, parse_rate_limit
 
 __all__ = ("GenericOIDC", "ProviderUnavailable", "SSOProvider", "SSOSettings", "sso_settings_from_env")
@@ -76,7 +76,7 @@ def share_tls_context() -> None:
             module.httpx = _HttpxSharingTLS()  # type: ignore[attr-defined]
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(ProxyError):
     """Raised when the identity provider's discovery document cannot be fetched or is unusable."""
 
 

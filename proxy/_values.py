@@ -20,6 +20,7 @@ from sdk._values import DURATION_PATTERN, UserValues, ValuesInvalid
 from sdk._values import validate_values as _sdk_validate_values
 
 from ._config import HookPolicy
+from ._errors import ProxyError
 
 __all__ = (
     "DURATION_PATTERN",
@@ -67,7 +68,7 @@ def validate_values(value: Any) -> UserValues:
     return _sdk_validate_values(value)
 
 
-class ValuesRefused(Exception):
+class ValuesRefused(ProxyError):
     """Raised when valid values break the operator's policy or ``ui_access_mode``; ``field`` names the key."""
 
     outcome = "refused"

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from .._errors import ProxyError
 from ._models import CandidateRun, HookRun, HookVersion, LoginInput, Team, TeamMember, UISession, User
 
 __all__ = (
@@ -164,7 +165,7 @@ class LoginRecord:
     idp_subject: str | None = None
 
 
-class IdentityMismatch(Exception):
+class IdentityMismatch(ProxyError):
     """Raised by :meth:`Database.complete_login` (nothing written) when the user is bound to another
     identity-provider account than the login's, or the login has no subject and the user is bound."""
 

@@ -28,6 +28,7 @@ from runner import HookDenied, HookError, HookRunner
 from ._check import SAMPLE_OPENID, empty_host, format_layers, host_description, judge
 from ._config import ProxyConfig
 from ._hook import runner_options
+from ._outcomes import BENCH_OUTCOMES
 from ._term import bar, can_encode
 from ._text import ERROR_LIMIT, clip, one_line
 
@@ -45,19 +46,7 @@ __all__ = (
 )
 
 #: Every outcome a call can have, in the order reports list them (``--json`` always has all of them).
-OUTCOMES = (
-    "ok",
-    "invalid",
-    "refused",
-    "denied",
-    "timeout",
-    "limit",
-    "crashed",
-    "raised",
-    "protocol",
-    "output",
-    "error",
-)
+OUTCOMES = BENCH_OUTCOMES
 
 
 @dataclass(frozen=True, kw_only=True)

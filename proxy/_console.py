@@ -12,7 +12,10 @@ is ``/static/console.css``):
   422 page naming it.
 - ``/ui/runs/{run_id}``: one run: what the hook saw as far as it is recorded (subject, provider, email; the
   OpenID itself is not stored), the user it named, outcome and HTTP status, error, what the hook printed, its
-  host calls, the duration. The run id on a failed login's error page links here for an admin.
+  host calls, the duration, the values it granted, the hook version that served it and the candidate's run in
+  its shadow (outcome, values, the fields it decided otherwise). The run id on a failed login's error page
+  links here for an admin.
+- ``/ui/candidate``, ``/ui/versions`` and ``/ui/versions/diff``: safe rollout (:mod:`proxy._console_rollout`).
 - ``/ui/users``: users (role, models, budget, teams, last login) and teams (models, budget, members), paged.
 - ``/ui/hook/try``: "Try the hook": a dry run of the configured hook on an OpenID typed in (JSON), through the
   sandbox like a login, judged as a login judges it (validation, identity overrides, policy, admin-only, the
@@ -56,10 +59,12 @@ from pydantic import ConfigDict, ValidationError
 from sdk.testing import SAMPLE_OPENID
 
 from ._config import ProxyConfig
+from ._console_rollout import rollout_routes, run_rollout
 from ._db import Database, HookRun, User, as_utc, utcnow
 from ._evaluate import evaluate
 from ._hook import HookService
 from ._login import ADMIN_ROLES, LoginService, _with_identity
+from ._outcomes import RUN_OUTCOMES
 from ._pages import Pages
 from ._svg import histogram, latency_chart, summarize
 from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, clip, jsonable, one_line, printable
@@ -72,23 +77,7 @@ STATIC = Path(__file__).with_name("static")
 SWAGGER_UI = Path(swagger_ui_bundle.swagger_ui_path)
 
 #: Every outcome a hook run is recorded with.
-OUTCOMES = (
-    "ok",
-    "denied",
-    "raised",
-    "timeout",
-    "limit",
-    "crashed",
-    "protocol",
-    "output",
-    "import_error",
-    "sandbox",
-    "error",
-    "invalid",
-    "refused",
-    "conflict",
-    "database",
-)
+OUTCOMES = RUN_OUTCOMES
 #: The most runs the run list shows, and the most the latency chart draws.
 MAX_RUNS_SHOWN = 200
 MAX_RUNS_CHARTED = 5000
@@ -466,6 +455,7 @@ def console_router(
         email = extra.pop("email", None)
         calls, unrecorded = _host_calls(run)
         named = await database.get_user(run.user_id) if run.user_id else None
+        rollout = await run_rollout(database, run)
         return render(
             "run.html",
             user,
@@ -480,7 +470,10 @@ def console_router(
             calls=calls,
             unrecorded=unrecorded,
             named=named,
+            **rollout,
         )
+
+    rollout_routes(router, admin=admin, render=render)
 
     @router.get("/ui/users")
     async def users_page(request: Request) -> Response:

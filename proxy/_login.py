@@ -63,6 +63,7 @@ from sqlalchemy.exc import IntegrityError
 
 from runner import HookDenied, HookError
 
+from . import _outcomes
 from ._config import ProxyConfig
 from ._db import Database, IdentityMismatch, LoginRecord, RunRecord, StagedWrites, utcnow
 from ._errors import ProxyError
@@ -102,38 +103,10 @@ EDITABLE_CLAIMS = frozenset(
     }
 )
 
-_STATUS = {
-    "timeout": 504,
-    "limit": 502,
-    "crashed": 502,
-    "raised": 502,
-    "protocol": 502,
-    "output": 502,
-    "import_error": 503,
-    "sandbox": 503,
-    "error": 502,
-    "invalid": 403,
-    "refused": 403,
-    "denied": 403,
-}
-
-_REASONS = {
-    "timeout": "The login hook took too long to answer.",
-    "limit": "The login hook went over its resource limits.",
-    "crashed": "The login hook crashed.",
-    "raised": "The login hook failed with an error.",
-    "protocol": "The login hook sent a malformed answer.",
-    "output": "The login hook returned something that is not plain data.",
-    "import_error": "The login hook is not available.",
-    "sandbox": "The login hook's sandbox is not available.",
-    "error": "The login hook failed.",
-    "denied": "The login hook refused this login.",  # only when the hook's Deny gave no reason
-}
-
 
 def status_for(outcome: str) -> int:
-    """The HTTP status of a failed login with this outcome."""
-    return _STATUS.get(outcome, 502)
+    """The HTTP status of a failed login with this outcome (:mod:`proxy._outcomes`)."""
+    return _outcomes.status_for(outcome)
 
 
 class LoginFailed(ProxyError):
@@ -496,7 +469,7 @@ class LoginService:
                 extra=attempt.event(exc.outcome),
             )
             # the hook's reason is meant for the user: the page shows it (escaped), the run records it
-            return exc.outcome, exc.reason, exc.reason.strip() or _REASONS["denied"]
+            return exc.outcome, exc.reason, exc.reason.strip() or _outcomes.reason_for("denied")
         except HookError as exc:
             attempt.duration_ms = exc.duration * 1000
             attempt.stdout, attempt.stderr = exc.stdout, exc.stderr
@@ -509,11 +482,11 @@ class LoginService:
                 one_line(exc.message),
                 extra=attempt.event(exc.outcome),
             )
-            return exc.outcome, exc.message, _REASONS.get(exc.outcome, _REASONS["error"])
+            return exc.outcome, exc.message, _outcomes.reason_for(exc.outcome)
         except Exception as exc:  # a bug below the hook must still end as a recorded, denied login
             self._count_run(attempt, "error", None)
             logger.exception("hook run %s failed inside the proxy", attempt.run_id, extra=attempt.event("error"))
-            return "error", f"internal error: {type(exc).__name__}", _REASONS["error"]
+            return "error", f"internal error: {type(exc).__name__}", _outcomes.reason_for("error")
         attempt.duration_ms = result.duration * 1000
         attempt.stdout, attempt.stderr = result.stdout, result.stderr
         self._count_run(attempt, "ok", result.duration)

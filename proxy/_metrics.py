@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ._outcomes import LOGIN_OUTCOMES
+
 if TYPE_CHECKING:
     from ._hook import HookService
 
@@ -26,34 +28,6 @@ __all__ = ("COMPARED_FIELDS", "CONTENT_TYPE", "HOST_METHODS", "LOGIN_OUTCOMES", 
 
 #: The ``Content-Type`` of ``/metrics``.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-#: Every ``outcome`` a login can end with (``hookjail_logins_total``).
-LOGIN_OUTCOMES = (
-    "ok",  # signed in with the hook's values (or without a hook, LiteLLM's defaults)
-    "idp_defaults",  # signed in with LiteLLM's defaults after the hook failed (on_failure: idp_defaults)
-    # the hook's run (see the README's table)
-    "timeout",
-    "limit",
-    "crashed",
-    "raised",
-    "protocol",
-    "output",
-    "import_error",
-    "sandbox",
-    "error",
-    "denied",
-    "invalid",
-    "refused",
-    "conflict",
-    "database",
-    # before the hook
-    "busy",  # every hook slot busy and the wait would pass the deadline: 503 at once (backpressure)
-    "rate_limited",  # HOOKJAIL_SSO_RATE_LIMIT
-    "state_invalid",  # the OAuth state or its cookie was missing, forged, expired or used
-    "idp_error",  # the provider refused (?error=), or the code exchange or userinfo failed
-    "idp_unavailable",  # the discovery document could not be fetched
-    "bad_request",  # no code, or a Host the callback URL cannot be made from
-)
 
 #: What a candidate's decision is compared on: the outcome, then the six values (``SSOUserDefinedValues``).
 COMPARED_FIELDS = ("outcome", "user_id", "user_email", "user_role", "models", "max_budget", "budget_duration")

@@ -5,9 +5,11 @@ muscle memory); ``hookjail --version`` prints the version; subcommands:
 
 - ``hookjail check``: confine and import the hook, print the sandbox layers, run it once, print the values;
 - ``hookjail bench``: run the hook many times, print the latency distribution and a suggested timeout;
-- ``hookjail demo``: serve the bundled example behind an embedded development OpenID provider.
+- ``hookjail demo``: serve the bundled example behind an embedded development OpenID provider;
+- ``hookjail replay``: run a candidate hook on recorded logins, print what would change.
 
-Exit status: 0 ok, 1 the hook (or the server) failed, 2 usage or configuration error.
+Exit status: 0 ok, 1 the hook (or the server) failed, 2 usage or configuration error. ``hookjail replay`` has
+its own (see :data:`REPLAY_EXIT_CODES`): its 1 and 2 say what the candidate would change.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import uvicorn
 from fastapi import FastAPI
@@ -40,17 +42,18 @@ from ._config import ProxyConfig, load_config
 from ._errors import ConfigError
 from ._lifecycle import drain_timeout, install_reload_signal
 from ._logging import LogFormat, configure_logging
-from ._term import ProgressBar
+from ._term import ProgressBar, can_encode
 
 __all__ = ("main", "run")
 
-SUBCOMMANDS = ("serve", "check", "bench", "demo")
+SUBCOMMANDS = ("serve", "check", "bench", "demo", "replay")
 
 #: The usage of ``hookjail`` (and ``hookjail serve``): every command at a glance.
 USAGE = """hookjail [serve] --config PATH [options]
        hookjail check --config PATH [options]
        hookjail bench --config PATH [options]
        hookjail demo [options]
+       hookjail replay --config PATH --candidate PATH.py:FUNCTION [options]
        hookjail --version"""
 
 _COMMANDS_HELP = """Serve the admin UI's SSO login from a LiteLLM config.yaml, running the custom SSO handler
@@ -60,7 +63,8 @@ commands:
   [serve]  serve the login (the default: `hookjail --config config.yaml`, as with `litellm --config`)
   check    run the hook once in the sandbox, print what it returned: 'hookjail check --help'
   bench    run the hook many times, print its latency and a suggested timeout: 'hookjail bench --help'
-  demo     serve the bundled example behind a development identity provider: 'hookjail demo --help'"""
+  demo     serve the bundled example behind a development identity provider: 'hookjail demo --help'
+  replay   run a candidate hook on recorded logins, print what would change: 'hookjail replay --help'"""
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -316,6 +320,90 @@ def _demo_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: ``hookjail replay``'s exit codes (its 1 and 2 are verdicts on the candidate, so its errors are 3 and 4).
+REPLAY_EXIT_CODES = """exit codes:
+  0  no replayed login would change
+  1  values would change (or an outcome, in a way exit 2 does not cover)
+  2  a login that succeeded would now fail
+  3  usage, configuration or input error: bad flags, config.yaml, database, --openids file, unknown version,
+     no recorded logins
+  4  a hook cannot be run: the candidate (with --openids, the live hook) does not import or is not a usable
+     handler, a kept version has no source, or the sandbox is unavailable
+  130  interrupted"""
+
+
+_REPLAY_HELP = """Run a candidate version of the hook on the newest recorded logins (hook_settings.record_inputs keeps
+the OpenID each login's hook saw), or on a JSON-lines file of OpenIDs, and compare its outcome and values
+with what the live hook decided, both judged as a login would judge them.
+
+The candidate runs in the live hook's sandbox with its limits, hook_settings.candidate_settings applied. Its
+host calls read the database; nothing is written. Prints the logins whose outcome or values would change
+and the outcomes counted, live and candidate; a progress bar goes to stderr when it is a terminal."""
+
+
+class _ReplayArgumentParser(argparse.ArgumentParser):
+    """Reports a usage error with ``hookjail replay``'s usage exit code (argparse's 2 means "would fail")."""
+
+    def error(self, message: str) -> NoReturn:
+        from ._replay import EXIT_USAGE  # noqa: PLC0415
+
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _replay_parser() -> argparse.ArgumentParser:
+    parser = _ReplayArgumentParser(
+        prog="hookjail replay",
+        description=_REPLAY_HELP,
+        epilog=REPLAY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", required=True, metavar="PATH", help="LiteLLM-style config.yaml (required)")
+    parser.add_argument(
+        "--candidate",
+        required=True,
+        metavar="PATH.py:FUNCTION",
+        help="the candidate handler (required): a file or package and its function (default function: the live "
+        "hook's), or a hook version the proxy kept, by its sha256 or a unique prefix of at least 8 hex digits, "
+        "optionally SHA256:FUNCTION (default: the version's function)",
+    )
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument(
+        "--last",
+        type=_positive_int,
+        metavar="N",
+        help="replay the newest N recorded logins (default: 500)",
+    )
+    inputs.add_argument(
+        "--openids",
+        metavar="FILE",
+        help="replay the OpenIDs of this JSON-lines file (one JSON object per line) instead, each run through "
+        "the live hook too for what it decides (default: the recorded logins)",
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="database URL (default: general_settings.database_url, else a SQLite file hookjail.db beside config.yaml)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (summary and changes) instead of text (default: text)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="never draw the progress bar (default: draw it on stderr when stderr is a terminal)",
+    )
+    parser.add_argument(
+        "--allow-weak-sandbox",
+        action="store_true",
+        help="run even if this host cannot provide every confinement layer (default: refuse)",
+    )
+    return parser
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     mapping = {
         "hook_timeout": "timeout",
@@ -338,6 +426,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         "check": (_check_parser, _check),
         "bench": (_bench_parser, _bench),
         "demo": (_demo_parser, _demo),
+        "replay": (_replay_parser, _replay),
     }
     if arguments and arguments[0] in commands:
         parser, command = commands[arguments[0]]
@@ -420,6 +509,65 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         _write(report.as_text(unicode=unicode_ok(sys.stdout)), sys.stdout)
     return 0 if report.ok else 1
+
+
+# --- replay --------------------------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from ._replay import DEFAULT_LAST, EXIT_USAGE, ReplayError, ReplayResult, run_replay  # noqa: PLC0415
+
+    progress: ProgressBar | None = None
+    changed = 0
+
+    def on_inputs(total: int) -> None:
+        nonlocal progress
+        progress = ProgressBar(total, sys.stderr, enabled=args.progress and sys.stderr.isatty(), label="replay ")
+
+    def on_result(result: ReplayResult) -> None:
+        nonlocal changed
+        changed += bool(result.diff)
+        if progress is not None:
+            progress.advance(note=f"{changed} changed" if changed else "")
+
+    try:
+        config = _load(args)
+        report = asyncio.run(
+            run_replay(
+                config,
+                args.candidate,
+                last=args.last or DEFAULT_LAST,
+                openids=args.openids,
+                database_override=args.database_url,
+                allow_weak_sandbox=args.allow_weak_sandbox,
+                on_inputs=on_inputs,
+                on_result=on_result,
+            )
+        )
+    except KeyboardInterrupt:
+        done = f" after {progress.done} of {progress.total} logins" if progress is not None else ""
+        if progress is not None:
+            progress.close()
+        print(f"hookjail replay: interrupted{done}", file=sys.stderr)
+        return 130
+    except ConfigError as exc:
+        _config_error(exc, as_json=args.json)
+        return EXIT_USAGE
+    except ReplayError as exc:
+        if progress is not None:
+            progress.close()
+        if args.json:
+            print(json.dumps({"error": exc.message, "exit_code": exc.code}), flush=True)
+        else:
+            _write(f"hookjail replay: {exc.message}", sys.stderr)
+        return exc.code
+    if progress is not None:
+        progress.close()
+    if args.json:
+        print(json.dumps(report.as_dict()), flush=True)
+    else:
+        _write(report.as_text(arrow="→" if can_encode(sys.stdout, "→…") else "->"), sys.stdout)
+    return report.exit_code
 
 
 # --- serve and demo ------------------------------------------------------------------------------------------

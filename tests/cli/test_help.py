@@ -17,6 +17,7 @@ PARSERS = {
     "check": cli._check_parser,
     "bench": cli._bench_parser,
     "demo": cli._demo_parser,
+    "replay": cli._replay_parser,
 }
 
 
@@ -76,6 +77,7 @@ def test_usage_lists_the_subcommands() -> None:
         "       hookjail check --config PATH [options]",
         "       hookjail bench --config PATH [options]",
         "       hookjail demo [options]",
+        "       hookjail replay --config PATH --candidate PATH.py:FUNCTION [options]",
         "       hookjail --version",
     ]
     result = hookjail(timeout=60)  # no arguments: the usage and what is missing, not only "required: --config"

@@ -19,7 +19,17 @@ from typing import Any
 
 import anyio
 
-from runner import CallResult, HookError, HookRunner, HookSpec, HostHandler, Limits, Sandbox
+from runner import (
+    CallResult,
+    HookError,
+    HookFingerprint,
+    HookRunner,
+    HookSpec,
+    HostHandler,
+    Limits,
+    Sandbox,
+    hook_fingerprint,
+)
 from sdk._worker import ADAPTER
 
 from ._config import HookSettings, HookTarget, ProxyConfig
@@ -62,14 +72,6 @@ def runner_options(
         worker_uid=settings.worker_uid,
     )
     return spec, limits, sandbox
-
-
-def _fingerprint(path: Path) -> tuple[int, int]:
-    """When the hook last changed: the newest mtime and the number of files (a package may gain files)."""
-    if path.is_dir():
-        stats = [p.stat().st_mtime_ns for p in path.rglob("*.py")]
-        return max(stats, default=0), len(stats)
-    return path.stat().st_mtime_ns, 1
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class HookService:
         self.last_reload_error: str | None = None
         self._stack = AsyncExitStack()
         self._reload_lock = anyio.Lock()
-        self._failed_fingerprint: tuple[int, int] | None = None
+        self._failed_fingerprint: HookFingerprint | None = None
         self._source: HookSource | None = None
 
     async def __aenter__(self) -> HookService:
@@ -212,7 +214,7 @@ class HookService:
         try:
             if not self.runner.hook_changed:
                 return
-            fingerprint = _fingerprint(self.target.path)
+            fingerprint = hook_fingerprint(self.target.path)
         except OSError as exc:
             self.last_reload_error = f"cannot read the hook file: {exc.strerror}"
             return
@@ -245,7 +247,7 @@ class HookService:
         """
         async with self._reload_lock:
             try:
-                fingerprint = _fingerprint(self.target.path)
+                fingerprint = hook_fingerprint(self.target.path)
                 await self.runner.reload()
             except HookError as exc:
                 self._failed_fingerprint = fingerprint

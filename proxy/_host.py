@@ -5,7 +5,7 @@ One :class:`LoginHost` per login is the runner's ``host=`` handler. For each req
 1. refuses a method that is not a host call (``PermissionError`` naming it) — nothing else in the proxy is
    reachable through this channel;
 2. refuses a method the operator did not grant in ``hook_settings.permissions`` (``PermissionError`` naming the
-   permission to add); both refusals are :func:`sdk._hostapi.check_granted`'s, word for word what the SDK's
+   permission to add); both refusals are :func:`sdk.contract.check_granted`'s, word for word what the SDK's
    ``FakeHost`` answers;
 3. checks the arguments with the wire contract's model (``Invalid``: the hook sees a 400-style error naming the
    field), and a user ``new_user`` would create against ``hook_settings.policy`` (``PermissionError``);
@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 
 from runner import HookError, HookLimitExceeded
-from sdk._hostapi import (
+from sdk.contract import (
     AddMemberArgs,
     Conflict,
     HostUnavailable,
@@ -46,6 +46,7 @@ from sdk._hostapi import (
     UserInfoArgs,
     check_granted,
     dump_result,
+    error_code,
     parse_args,
 )
 
@@ -266,7 +267,7 @@ class LoginHost:
             record.update(outcome="limit", error=exc.message)
             raise
         except (PermissionError, NotFound, Invalid, Conflict) as exc:  # the contract's answers
-            record.update(outcome=type(exc).__name__, error=str(exc)[:300])
+            record.update(outcome=error_code(exc), error=str(exc)[:300])
             raise
         except Exception:  # the database or a bug of ours: the hook must not see its details
             logger.exception("host call %s of a hook failed inside the proxy", one_line(method, 64))

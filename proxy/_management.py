@@ -22,9 +22,9 @@ Every body is capped besides, before it is read, by :class:`proxy._bodylimit.Bod
 
 Inputs are bounded: ids, aliases, model names and filters are refused (422 naming the field) when they hold
 control characters (NUL, CR, LF, ...) or bidirectional-text controls (U+202A-U+202E, U+2066-U+2069, ...);
-``user_email`` must look like an email address (:func:`_email`); budgets are finite and not negative and
-``page`` is at most :data:`MAX_PAGE`. A 422 never echoes a number JSON cannot carry (``inf``, ``nan``): it is
-given as a string.
+``user_email`` must look like an email address (:func:`sdk.contract.email_address`); budgets are finite and not
+negative and ``page`` is at most :data:`MAX_PAGE`. A 422 never echoes a number JSON cannot carry (``inf``,
+``nan``): it is given as a string.
 
 The user and team operations are the ones a hook's host calls run (:mod:`proxy._directory`), here on a
 database transaction of their own. The hook runs are the ``hook_runs`` table: a failed login shows the user a
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -51,25 +50,29 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from sdk._hostapi import (
-    MAX_TEAMS,
-    AddMemberArgs,
+from sdk._values import MAX_ID_LENGTH, MAX_MODELS
+from sdk.contract import (
+    Budget,
     Conflict,
     Invalid,
-    MemberArgs,
-    NewUserArgs,
+    Member,
+    NewUserRequest,
     NewUserResponse,
     NotFound,
+    RequestId,
+    RequestText,
     TeamAddMemberResponse,
     TeamInfoResponse,
+    TeamMemberAddRequest,
     TeamRecord,
     UserInfoResponse,
     UserRecord,
+    plain_text,
 )
-from sdk._values import MAX_ID_LENGTH, MAX_MODELS
 
 from . import _directory
 from ._db import CandidateRun, Database, HookRun, as_utc, utcnow
+from ._errors import ProxyError
 from ._login import ADMIN_ROLES
 from ._sessions import COOKIE_NAME, SessionCodec, SessionInvalid
 
@@ -89,56 +92,13 @@ MAX_RUNS_LISTED = 200
 #: The highest page ``GET /user/list`` serves (its offset stays far within the database's 64-bit integers).
 MAX_PAGE = 1_000_000
 
-# C0 and C1 controls (NUL, CR, LF, ESC, ...), the bidirectional-text marks, embeddings, overrides and
-# isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069) and the line and paragraph separators.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-# an email address: a dot-atom local part (no quoted strings, no comments) and a domain of two or more labels
-# of letters, digits and inner hyphens (internationalized letters allowed)
-_EMAIL_LOCAL = re.compile(r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*")
-_EMAIL_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
-
-
-def _plain(value: str) -> str:
-    """Refuse text with control characters or bidirectional-text controls (they forge log lines and names)."""
-    if _UNSAFE.search(value):
-        raise ValueError("must not contain control characters (NUL, CR, LF, ...) or bidirectional-text controls")
-    return value
-
-
-def _email(value: str) -> str:
-    """Refuse what is not an email address (``name@example.com``); the same check as pydantic's ``EmailStr``
-    minus its normalization and its refusal of special-use domains (an intranet's ``.local`` is fine)."""
-    _plain(value)
-    local, at, domain = value.rpartition("@")
-    labels = domain.split(".")
-    if not (
-        at
-        and len(local) <= 64
-        and len(domain) <= 253
-        and _EMAIL_LOCAL.fullmatch(local)
-        and len(labels) >= 2
-        and all(_EMAIL_LABEL.fullmatch(label) for label in labels)
-        and not labels[-1].isdigit()
-    ):
-        raise ValueError("must be an email address like name@example.com")
-    return value
-
-
-#: An id (user, team, model): 1 to 256 characters, no control characters.
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_plain)]
-#: A name or a filter: at most 256 characters, no control characters.
-Text = Annotated[str, Field(max_length=MAX_ID_LENGTH), AfterValidator(_plain)]
-#: An email address (at most 320 characters).
-Email = Annotated[str, Field(min_length=3, max_length=320), AfterValidator(_email)]
 #: An id as a query parameter.
-QueryId = Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_plain)]
-#: A budget in USD: finite and not negative.
-Budget = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+QueryId = Annotated[str, Query(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(plain_text)]
 
 _bearer = HTTPBearer(auto_error=False, description="The proxy's master key (general_settings.master_key).")
 
 
-class ApiError(Exception):
+class ApiError(ProxyError):
     """Raised by a management endpoint to answer with LiteLLM's error body and an HTTP status."""
 
     def __init__(self, status: int, message: str, *, type: str, param: str | None = None) -> None:
@@ -196,52 +156,21 @@ def _finite(value: Any) -> Any:
     return value
 
 
-# --- request bodies: the wire contract's models, lax like LiteLLM's (extra fields accepted and ignored) -------
+# --- request bodies: the wire contract's LiteLLM request types (sdk.contract), and one of the API's own -------
 
 
 class _Lax(BaseModel):
     model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
 
 
-class NewUserRequest(NewUserArgs):
-    """LiteLLM's ``NewUserRequest``: the fields hookjail stores (others are accepted and ignored)."""
-
-    model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
-
-    # the wire contract's fields, with the management API's input bounds (see the module)
-    user_id: Id | None = None
-    user_email: Email | None = None
-    user_alias: Text | None = None
-    models: Annotated[list[Id], Field(max_length=MAX_MODELS)] = Field(default_factory=list)
-    max_budget: Budget | None = None
-    teams: Annotated[list[Id], Field(max_length=MAX_TEAMS)] = Field(default_factory=list)
-
-
-class MemberRequest(MemberArgs):
-    """LiteLLM's ``Member``: a user id or an email (or both) and the team role "admin" or "user"."""
-
-    model_config = ConfigDict(strict=False, extra="ignore", frozen=True)
-
-    user_id: Id | None = None
-    user_email: Email | None = None
-
-
-class TeamMemberAddRequest(_Lax):
-    """LiteLLM's ``TeamMemberAddRequest``: the team and one member or a list of them."""
-
-    team_id: Id
-    member: MemberRequest | Annotated[list[MemberRequest], Field(min_length=1, max_length=100)]
-    max_budget_in_team: Budget | None = None
-
-
 class NewTeamRequest(_Lax):
     """LiteLLM's ``NewTeamRequest``: the fields hookjail stores (others are accepted and ignored)."""
 
-    team_id: Id | None = None
-    team_alias: Text | None = None
-    models: Annotated[list[Id], Field(max_length=MAX_MODELS)] = Field(default_factory=list)
+    team_id: RequestId | None = None
+    team_alias: RequestText | None = None
+    models: Annotated[list[RequestId], Field(max_length=MAX_MODELS)] = Field(default_factory=list)
     max_budget: Budget | None = None
-    members_with_roles: Annotated[list[MemberRequest], Field(max_length=100)] = Field(default_factory=list)
+    members_with_roles: Annotated[list[Member], Field(max_length=100)] = Field(default_factory=list)
 
 
 class UserListResponse(BaseModel):
@@ -428,17 +357,17 @@ def management_router(master_key: str) -> APIRouter:
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=100)] = 25,
         role: Annotated[
-            str | None, Query(max_length=64, description="only users with this role"), AfterValidator(_plain)
+            str | None, Query(max_length=64, description="only users with this role"), AfterValidator(plain_text)
         ] = None,
         team: Annotated[
             str | None,
             Query(min_length=1, max_length=MAX_ID_LENGTH, description="only members of this team id"),
-            AfterValidator(_plain),
+            AfterValidator(plain_text),
         ] = None,
         user_ids: Annotated[
             str | None,
             Query(max_length=100 * (MAX_ID_LENGTH + 1), description="only these user ids, comma-separated"),
-            AfterValidator(_plain),
+            AfterValidator(plain_text),
         ] = None,
     ) -> UserListResponse:
         """One page of users, oldest first (LiteLLM's ``/user/list``)."""
@@ -466,18 +395,14 @@ def management_router(master_key: str) -> APIRouter:
                 team_alias=body.team_alias,
                 models=body.models,
                 max_budget=body.max_budget,
-                members=[_member(m) for m in body.members_with_roles],
+                members=[m.args() for m in body.members_with_roles],
             )
 
     @router.post("/team/member_add", tags=["team management"], response_model=TeamAddMemberResponse)
     async def team_member_add(body: TeamMemberAddRequest, request: Request) -> TeamAddMemberResponse:
         """Add members to a team; users that do not exist yet are created (LiteLLM's ``/team/member_add``)."""
-        members = body.member if isinstance(body.member, list) else [body.member]
-        args = AddMemberArgs(
-            team_id=body.team_id, member=[_member(m) for m in members], max_budget_in_team=body.max_budget_in_team
-        )
         async with _translated(), database(request).transaction() as rows:
-            return await _directory.add_members(rows, args)
+            return await _directory.add_members(rows, body.args())
 
     @router.get("/team/info", tags=["team management"], response_model=TeamInfoResponse)
     async def team_info(request: Request, team_id: QueryId) -> TeamInfoResponse:
@@ -491,7 +416,7 @@ def management_router(master_key: str) -> APIRouter:
         outcome: Annotated[
             str | None,
             Query(max_length=32, description='only runs with this outcome, e.g. "raised"'),
-            AfterValidator(_plain),
+            AfterValidator(plain_text),
         ] = None,
         user_id: Annotated[
             str | None,
@@ -500,7 +425,7 @@ def management_router(master_key: str) -> APIRouter:
                 description="only runs of this user: by the user id the login named, or by the identity "
                 "provider's subject (a run that failed has only that)",
             ),
-            AfterValidator(_plain),
+            AfterValidator(plain_text),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LISTED)] = 50,
     ) -> HookRunList:
@@ -520,7 +445,7 @@ def management_router(master_key: str) -> APIRouter:
         run_id: Annotated[
             str,
             Path(min_length=1, max_length=64, description="the run id a login's error page shows"),
-            AfterValidator(_plain),
+            AfterValidator(plain_text),
         ],
     ) -> HookRunDetail:
         """One hook run: its outcome, error, what the hook printed and its host calls."""
@@ -568,10 +493,6 @@ def _master_key_route(master_key: bytes) -> type[APIRoute]:
             return handler
 
     return MasterKeyRoute
-
-
-def _member(member: MemberRequest) -> MemberArgs:
-    return MemberArgs(role=member.role, user_id=member.user_id, user_email=member.user_email)
 
 
 @asynccontextmanager

@@ -24,8 +24,11 @@ from ._options import HookSpec as HookSpec
 from ._options import Limits as Limits
 from ._options import Sandbox as Sandbox
 from ._result import CallResult as CallResult
+from ._runner import HookFingerprint as HookFingerprint
 from ._runner import HookRunner as HookRunner
 from ._runner import HostHandler as HostHandler
+from ._runner import hook_fingerprint as hook_fingerprint
+from ._worker import in_worker as in_worker
 
 __all__ = (
     "DEFAULT_WORKER_UID",
@@ -35,6 +38,7 @@ __all__ = (
     "HookCrashed",
     "HookDenied",
     "HookError",
+    "HookFingerprint",
     "HookImportError",
     "HookLimitExceeded",
     "HookOutputError",
@@ -48,5 +52,7 @@ __all__ = (
     "Limits",
     "Sandbox",
     "SandboxUnavailable",
+    "hook_fingerprint",
     "host_call",
+    "in_worker",
 )

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import inspect
 import math
 import os
 import random
 import resource
-import signal
 import socket
 import sys
 import traceback
@@ -28,13 +26,13 @@ import msgspec
 
 from . import _hookcode, _hostcall
 from ._errors import MAX_DENIAL_REASON, Denial
-from ._framing import FrameEncoder, recv_frame
+from ._framing import FrameEncoder, payload_size, recv_frame
+from ._linux import set_parent_death_signal
 from ._protocol import Call, Configure, Failure, Result, Started, ToChild
 
 if TYPE_CHECKING:
     from ._confine import Confinement
 
-_PR_SET_PDEATHSIG = 1
 _RUNNER_DIR = os.path.dirname(os.path.abspath(__file__))
 _ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__))
 _MAX_TRACEBACK = 4000
@@ -57,7 +55,6 @@ class ChildPlan:
     spec: ModuleSpec
     adapter: Callable[[Any], Any] | None
     confinement: Confinement | None
-    libc: ctypes.CDLL
 
 
 def _plain(obj: Any) -> Any:
@@ -152,8 +149,8 @@ def _import_failure(exc: BaseException, path: str) -> Failure:
 
 def _encode_result(value: Any, encoder: FrameEncoder, max_frame: int) -> bytes:
     frame = encoder.encode(Result(value=value))
-    if len(frame) - 4 > max_frame:
-        raise OverflowError(f"the result encodes to {len(frame) - 4} bytes, more than the {max_frame} allowed")
+    if payload_size(frame) > max_frame:
+        raise OverflowError(f"the result encodes to {payload_size(frame)} bytes, more than the {max_frame} allowed")
     return frame
 
 
@@ -161,42 +158,62 @@ def run(
     plan: ChildPlan, channel_fd: int, stdout_fd: int, stderr_fd: int, vm_bytes: int, tmp_dir: str | None
 ) -> NoReturn:
     """Runs in the freshly forked child: confine, wait for the call, run it once, report, exit."""
-    config = plan.config
     try:
-        plan.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        os.setpgid(0, 0)
-        os.dup2(stdout_fd, 1)
-        os.dup2(stderr_fd, 2)
-        # Line-buffered, so what a hook printed before it was killed at its deadline is not lost with it.
-        for stream in (sys.stdout, sys.stderr):
-            reconfigure = getattr(stream, "reconfigure", None)
-            if reconfigure is not None:
-                reconfigure(line_buffering=True)
-        random.seed()
-        apply_limits(config, vm_bytes)
-        # Before the seccomp filter, which then refuses umask: every directory the hook makes is owner-rwx,
-        # so the template can always remove it (see runner._tmpdirs).
-        os.umask(0o077)
-        if plan.confinement is not None:
-            plan.confinement.apply_child(tmp_dir)
-        # Only stdio and the channel survive: the template's control socket and other children's fds go.
-        os.closerange(3, channel_fd)
-        os.closerange(channel_fd + 1, 1 << 20)
-        if tmp_dir is not None:
-            os.environ["TMPDIR"] = tmp_dir
-        channel = socket.socket(fileno=channel_fd)
-        _hostcall.install(channel, config.max_frame_bytes)
-        # Created before the call arrives: it costs over a millisecond, which stays off the critical path.
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        decoder: msgspec.msgpack.Decoder[ToChild] = msgspec.msgpack.Decoder(ToChild)
+        channel, loop, decoder = _set_up(plan, channel_fd, stdout_fd, stderr_fd, vm_bytes, tmp_dir)
         encoder = FrameEncoder(enc_hook=_plain)
     except BaseException:
         traceback.print_exc()
         os._exit(EXIT_SETUP_FAILED)
-
+    message = _receive_call(channel, decoder, plan.config.max_frame_bytes)
     try:
-        message = recv_frame(channel, decoder, config.max_frame_bytes)
+        handler = _load_handler(plan, probe=message.probe)
+    except MemoryError as exc:
+        _send_and_exit(channel, encoder.encode(_failure("memory", exc)))
+    except BaseException as exc:
+        _send_and_exit(channel, encoder.encode(_import_failure(exc, plan.config.path)))
+    if message.probe:
+        _send_and_exit(channel, encoder.encode(Result(value={"is_async": inspect.iscoroutinefunction(handler)})))
+    _send_and_exit(channel, _call_handler(handler, plan, loop, message.arg, encoder))
+
+
+def _set_up(
+    plan: ChildPlan, channel_fd: int, stdout_fd: int, stderr_fd: int, vm_bytes: int, tmp_dir: str | None
+) -> tuple[socket.socket, asyncio.AbstractEventLoop, msgspec.msgpack.Decoder[ToChild]]:
+    """Puts the child's stdio, limits and layers on, and makes what the call needs before it arrives."""
+    config = plan.config
+    set_parent_death_signal()
+    os.setpgid(0, 0)
+    os.dup2(stdout_fd, 1)
+    os.dup2(stderr_fd, 2)
+    # Line-buffered, so what a hook printed before it was killed at its deadline is not lost with it.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+    random.seed()
+    apply_limits(config, vm_bytes)
+    # Before the seccomp filter, which then refuses umask: every directory the hook makes is owner-rwx,
+    # so the template can always remove it (see runner._tmpdirs).
+    os.umask(0o077)
+    if plan.confinement is not None:
+        plan.confinement.apply_child(tmp_dir)
+    # Only stdio and the channel survive: the template's control socket and other children's fds go.
+    os.closerange(3, channel_fd)
+    os.closerange(channel_fd + 1, 1 << 20)
+    if tmp_dir is not None:
+        os.environ["TMPDIR"] = tmp_dir
+    channel = socket.socket(fileno=channel_fd)
+    _hostcall.install(channel, config.max_frame_bytes)
+    # Created before the call arrives: it costs over a millisecond, which stays off the critical path.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return channel, loop, msgspec.msgpack.Decoder(ToChild)
+
+
+def _receive_call(channel: socket.socket, decoder: msgspec.msgpack.Decoder[ToChild], max_frame: int) -> Call:
+    """Waits for the call and tells the parent the hook is about to run; exits if the parent went away."""
+    try:
+        message = recv_frame(channel, decoder, max_frame)
     except BaseException:
         os._exit(EXIT_CHANNEL_LOST)  # the parent went away or sent garbage: nothing to answer
     if not isinstance(message, Call):
@@ -207,35 +224,30 @@ def run(
         channel.sendall(_STARTED)
     except BaseException:
         os._exit(EXIT_CHANNEL_LOST)
+    return message
 
-    frame: bytes
+
+def _call_handler(
+    handler: Callable[[Any], Any], plan: ChildPlan, loop: asyncio.AbstractEventLoop, arg: Any, encoder: FrameEncoder
+) -> bytes:
+    """Runs the handler on ``arg`` and returns the frame that reports how it went."""
     try:
-        handler = _load_handler(plan, probe=message.probe)
-    except MemoryError as exc:
-        _send_and_exit(channel, encoder.encode(_failure("memory", exc)))
-    except BaseException as exc:
-        _send_and_exit(channel, encoder.encode(_import_failure(exc, config.path)))
-    if message.probe:
-        _send_and_exit(channel, encoder.encode(Result(value={"is_async": inspect.iscoroutinefunction(handler)})))
-    try:
-        value = _invoke(handler, plan, loop, message.arg)
+        value = _invoke(handler, plan, loop, arg)
     except Denial as exc:
         reason = exc.reason if isinstance(exc.reason, str) else ""
-        frame = encoder.encode(
+        return encoder.encode(
             Failure(kind="denied", type_name=type(exc).__name__[:200], message=reason[:MAX_DENIAL_REASON])
         )
     except MemoryError as exc:
-        frame = encoder.encode(_failure("memory", exc))
+        return encoder.encode(_failure("memory", exc))
     except BaseException as exc:
-        frame = encoder.encode(_failure("raised", exc))
-    else:
-        try:
-            frame = _encode_result(value, encoder, config.max_frame_bytes)
-        except MemoryError as exc:
-            frame = encoder.encode(_failure("memory", exc))
-        except BaseException as exc:
-            frame = encoder.encode(_failure("output", exc))
-    _send_and_exit(channel, frame)
+        return encoder.encode(_failure("raised", exc))
+    try:
+        return _encode_result(value, encoder, plan.config.max_frame_bytes)
+    except MemoryError as exc:
+        return encoder.encode(_failure("memory", exc))
+    except BaseException as exc:
+        return encoder.encode(_failure("output", exc))
 
 
 def _send_and_exit(channel: socket.socket, frame: bytes) -> NoReturn:

@@ -34,12 +34,13 @@ from __future__ import annotations
 import ctypes
 import os
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ._errors import SandboxUnavailable
 from ._landlock import ACCESS_FS_READ, ACCESS_FS_WRITE, READ_FILE, WRITE_FILE, FileRule, PreparedLayer
 from ._landlock import abi_version as landlock_abi
+from ._linux import PR_SET_NO_NEW_PRIVS, libc
 from ._userns import drop_capabilities, enter_namespaces, mount_private_tmp, probe_namespaces, start_reaper
 
 if TYPE_CHECKING:
@@ -63,10 +64,7 @@ _FIXES = {
     "landlock": "Landlock with signal scoping needs Linux 6.12+ with landlock in the LSM list (lsm=...,landlock)",
     "seccomp": "Install libseccomp2 (Debian/Ubuntu) and run a kernel with CONFIG_SECCOMP_FILTER",
 }
-_PR_SET_NO_NEW_PRIVS = 38
 _HOST_NETWORK = "host network (allowed)"
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def system_read_paths(*, network: bool) -> tuple[str, ...]:
@@ -169,100 +167,15 @@ class Confinement:
 
         Raises:
             SandboxUnavailable: in strict mode, a layer could not be applied.
+
+        The work is done by the steps of :data:`_ZYGOTE_STEPS`, in that order.
         """
-        layers: dict[str, bool | str] = {}
-
-        def unavailable(layer: str, why: str) -> None:
-            if strict:
-                hint = _FIXES.get(layer, "")
-                raise SandboxUnavailable(
-                    f"{layer} is not available on this host: {why}" + (f". {hint}" if hint else "")
-                )
-            layers[layer] = False
-
-        # Everything that can fail for want of host support is checked and built before anything is
-        # confined, so that strict mode fails with the process still whole. Importing pyseccomp runs
-        # ctypes.util.find_library (a subprocess): another reason to do it first.
-        zygote_filter: Program | None = None
-        child_seccomp: Program | None = None
-        try:
-            # Lazily: pyseccomp raises on import on a host without libseccomp (non-strict mode tolerates it).
-            from ._seccomp import (  # noqa: PLC0415
-                Program,
-                build_child_filter,
-                build_zygote_filter,
-                filter_mode_available,
-            )
-        except (ImportError, RuntimeError) as exc:  # pyseccomp raises RuntimeError without libseccomp
-            seccomp_missing = f"libseccomp cannot be loaded ({exc})"
-        else:
-            seccomp_missing = "" if filter_mode_available() else "the kernel has no seccomp filter mode"
-            if not seccomp_missing:
-                zygote_filter = Program(build_zygote_filter())
-                child_seccomp = Program(build_child_filter())
-        abi = landlock_abi()
-        landlock_missing = (
-            "the kernel offers no Landlock ABI"
-            if abi < 1
-            else f"ABI {abi} has no signal scoping (needs {LANDLOCK_MIN_ABI})"
-            if abi < LANDLOCK_MIN_ABI and strict
-            else ""
+        setup = _ZygoteSetup(
+            network=network, read_paths=tuple(read_paths), tmp_root=tmp_root, strict=strict, tmp_size_mb=tmp_size_mb
         )
-        if strict and (seccomp_missing or landlock_missing):
-            unavailable("seccomp" if seccomp_missing else "landlock", seccomp_missing or landlock_missing)
-
-        if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            unavailable("no_new_privs", os.strerror(ctypes.get_errno()))
-        else:
-            layers["no_new_privs"] = True
-
-        try:
-            layers["user_namespace"] = enter_namespaces(network=network)
-        except OSError as exc:
-            unavailable("user_namespace", exc.strerror or str(exc))
-        in_namespaces = bool(layers["user_namespace"])
-        layers["network_namespace"] = _HOST_NETWORK if network else in_namespaces
-        layers["pid_namespace"] = in_namespaces
-        layers["ipc_namespace"] = in_namespaces
-        if tmp_root is not None:
-            try:
-                if not in_namespaces:
-                    raise OSError(0, "needs the user namespace")
-                layers["private_tmp"] = mount_private_tmp(tmp_root, tmp_size_mb)
-            except OSError as exc:
-                unavailable("private_tmp", exc.strerror or str(exc))
-        if in_namespaces:
-            try:
-                drop_capabilities()
-            except OSError as exc:  # never seen; but running on with capabilities would not be a sandbox
-                raise SandboxUnavailable(f"user_namespace: cannot drop capabilities: {exc.strerror}") from exc
-
-        child_landlock: PreparedLayer | None = None
-        if landlock_missing:
-            unavailable("landlock", landlock_missing)
-        else:
-            read_rules = [FileRule(path, ACCESS_FS_READ) for path in (*read_paths, *system_read_paths(network=network))]
-            # /dev/null is where a hook or library sends what it does not want: writing there reveals nothing.
-            read_rules.append(FileRule("/dev/null", READ_FILE | WRITE_FILE))
-            zygote_rules = [*read_rules]
-            if tmp_root is not None:
-                zygote_rules.append(FileRule(tmp_root, ACCESS_FS_WRITE))
-            zygote_layer = PreparedLayer(abi, zygote_rules, deny_tcp=not network, scoped=True)
-            try:
-                zygote_layer.restrict()
-            finally:
-                zygote_layer.close()
-            child_landlock = PreparedLayer(abi, read_rules, deny_tcp=False, scoped=True)
-            layers["landlock"] = f"abi {abi}" if abi >= LANDLOCK_MIN_ABI else f"abi {abi} (no scoping)"
-
-        if zygote_filter is None:
-            unavailable("seccomp", seccomp_missing)
-        else:
-            zygote_filter.load()
-            layers["seccomp"] = True
-        # Last, so that the reaper (the PID namespace's init) is as confined as any child.
-        reaper_fd = start_reaper() if in_namespaces else None
-        return cls(layers, child_landlock, child_seccomp, reaper_fd)
+        for step in _ZYGOTE_STEPS:
+            step(setup)
+        return cls(setup.layers, setup.child_landlock, setup.child_seccomp, setup.reaper_fd)
 
     def apply_child(self, tmp_dir: str | None) -> None:
         """Add the per-child layers to the calling process: a freshly forked child, before any hook code runs.
@@ -293,6 +206,155 @@ class Confinement:
             self._child_seccomp.load()
         if self._reaper_fd is not None:
             os.close(self._reaper_fd)
+
+
+class _ZygoteSetup:
+    """What :meth:`Confinement.prepare` knows and has built so far, passed from one step to the next.
+
+    Each step puts one layer on (or, in non-strict mode, records it as ``False`` in :attr:`layers`); they run
+    in the order of :data:`_ZYGOTE_STEPS`, which is the order the kernel needs.
+    """
+
+    def __init__(
+        self, *, network: bool, read_paths: tuple[str, ...], tmp_root: str | None, strict: bool, tmp_size_mb: int
+    ) -> None:
+        self.network = network
+        self.read_paths = read_paths
+        self.tmp_root = tmp_root
+        self.strict = strict
+        self.tmp_size_mb = tmp_size_mb
+        self.layers: dict[str, bool | str] = {}
+        self.abi = 0
+        self.landlock_missing = ""
+        self.seccomp_missing = ""
+        self.zygote_filter: Program | None = None
+        self.child_seccomp: Program | None = None
+        self.child_landlock: PreparedLayer | None = None
+        self.in_namespaces = False
+        self.reaper_fd: int | None = None
+
+    def unavailable(self, layer: str, why: str) -> None:
+        """Strict mode: raise naming ``layer`` and how to fix it; otherwise record the layer as off."""
+        if self.strict:
+            hint = _FIXES.get(layer, "")
+            raise SandboxUnavailable(f"{layer} is not available on this host: {why}" + (f". {hint}" if hint else ""))
+        self.layers[layer] = False
+
+    def check_host(self) -> None:
+        """Build the seccomp filters and ask for the Landlock ABI, before anything is confined.
+
+        Everything that can fail for want of host support is checked here, so that strict mode fails with the
+        process still whole. Importing pyseccomp runs ``ctypes.util.find_library`` (a subprocess): another
+        reason to do it first.
+        """
+        try:
+            # Lazily: pyseccomp raises on import on a host without libseccomp (non-strict mode tolerates it).
+            from ._seccomp import (  # noqa: PLC0415
+                Program,
+                build_child_filter,
+                build_zygote_filter,
+                filter_mode_available,
+            )
+        except (ImportError, RuntimeError) as exc:  # pyseccomp raises RuntimeError without libseccomp
+            self.seccomp_missing = f"libseccomp cannot be loaded ({exc})"
+        else:
+            self.seccomp_missing = "" if filter_mode_available() else "the kernel has no seccomp filter mode"
+            if not self.seccomp_missing:
+                self.zygote_filter = Program(build_zygote_filter())
+                self.child_seccomp = Program(build_child_filter())
+        self.abi = abi = landlock_abi()
+        if abi < 1:
+            self.landlock_missing = "the kernel offers no Landlock ABI"
+        elif abi < LANDLOCK_MIN_ABI and self.strict:
+            self.landlock_missing = f"ABI {abi} has no signal scoping (needs {LANDLOCK_MIN_ABI})"
+        if self.strict and (self.seccomp_missing or self.landlock_missing):
+            layer = "seccomp" if self.seccomp_missing else "landlock"
+            self.unavailable(layer, self.seccomp_missing or self.landlock_missing)
+
+    def no_new_privs(self) -> None:
+        """No privileges regained through exec of a set-uid or file-capability binary."""
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            self.unavailable("no_new_privs", os.strerror(ctypes.get_errno()))
+        else:
+            self.layers["no_new_privs"] = True
+
+    def namespaces(self) -> None:
+        """New user, mount, IPC, PID and (unless the network is allowed) network namespaces."""
+        try:
+            self.layers["user_namespace"] = enter_namespaces(network=self.network)
+        except OSError as exc:
+            self.unavailable("user_namespace", exc.strerror or str(exc))
+        self.in_namespaces = in_namespaces = bool(self.layers["user_namespace"])
+        self.layers["network_namespace"] = _HOST_NETWORK if self.network else in_namespaces
+        self.layers["pid_namespace"] = in_namespaces
+        self.layers["ipc_namespace"] = in_namespaces
+
+    def private_tmp(self) -> None:
+        """A size-capped tmpfs over the temp root, seen only in the worker's mount namespace."""
+        if self.tmp_root is None:
+            return
+        try:
+            if not self.in_namespaces:
+                raise OSError(0, "needs the user namespace")
+            self.layers["private_tmp"] = mount_private_tmp(self.tmp_root, self.tmp_size_mb)
+        except OSError as exc:
+            self.unavailable("private_tmp", exc.strerror or str(exc))
+
+    def drop_capabilities(self) -> None:
+        """Drop what the new user namespace granted (the steps before needed it)."""
+        if not self.in_namespaces:
+            return
+        try:
+            drop_capabilities()
+        except OSError as exc:  # never seen; but running on with capabilities would not be a sandbox
+            raise SandboxUnavailable(f"user_namespace: cannot drop capabilities: {exc.strerror}") from exc
+
+    def landlock(self) -> None:
+        """The zygote's Landlock layer (granted files, the temp root, TCP, scoping); the child's is prebuilt."""
+        if self.landlock_missing:
+            self.unavailable("landlock", self.landlock_missing)
+            return
+        abi = self.abi
+        read_rules = [
+            FileRule(path, ACCESS_FS_READ) for path in (*self.read_paths, *system_read_paths(network=self.network))
+        ]
+        # /dev/null is where a hook or library sends what it does not want: writing there reveals nothing.
+        read_rules.append(FileRule("/dev/null", READ_FILE | WRITE_FILE))
+        zygote_rules = [*read_rules]
+        if self.tmp_root is not None:
+            zygote_rules.append(FileRule(self.tmp_root, ACCESS_FS_WRITE))
+        zygote_layer = PreparedLayer(abi, zygote_rules, deny_tcp=not self.network, scoped=True)
+        try:
+            zygote_layer.restrict()
+        finally:
+            zygote_layer.close()
+        self.child_landlock = PreparedLayer(abi, read_rules, deny_tcp=False, scoped=True)
+        self.layers["landlock"] = f"abi {abi}" if abi >= LANDLOCK_MIN_ABI else f"abi {abi} (no scoping)"
+
+    def seccomp(self) -> None:
+        """The zygote's seccomp filter (the child's is prebuilt by :meth:`check_host`)."""
+        if self.zygote_filter is None:
+            self.unavailable("seccomp", self.seccomp_missing)
+        else:
+            self.zygote_filter.load()
+            self.layers["seccomp"] = True
+
+    def reaper(self) -> None:
+        """The PID namespace's init, which dies with the zygote; last, so that it is as confined as any child."""
+        self.reaper_fd = start_reaper() if self.in_namespaces else None
+
+
+#: The steps of :meth:`Confinement.prepare`, in the order they must run.
+_ZYGOTE_STEPS: tuple[Callable[[_ZygoteSetup], None], ...] = (
+    _ZygoteSetup.check_host,
+    _ZygoteSetup.no_new_privs,
+    _ZygoteSetup.namespaces,
+    _ZygoteSetup.private_tmp,
+    _ZygoteSetup.drop_capabilities,
+    _ZygoteSetup.landlock,
+    _ZygoteSetup.seccomp,
+    _ZygoteSetup.reaper,
+)
 
 
 def probe() -> dict[str, bool | str]:

@@ -1,4 +1,10 @@
-"""Length-prefixed frames: encoding, incremental decoding and blocking helpers for the worker side."""
+"""Length-prefixed frames: encoding, incremental decoding and blocking helpers for the worker side.
+
+Every frame on every channel is built and taken apart here (the header is :data:`runner._protocol.HEADER_SIZE`
+bytes of big-endian length): :class:`FrameEncoder` for all of them, :class:`FrameDecoder` and
+:func:`recv_frame` on the stream channels, :func:`decode_record` on the SEQPACKET control channel, where one
+record is one whole frame.
+"""
 
 from __future__ import annotations
 
@@ -79,6 +85,22 @@ class FrameDecoder(Generic[T]):
     def pending(self) -> int:
         """Bytes received that are not yet part of a complete frame."""
         return len(self._buffer)
+
+
+def payload_size(frame: bytes) -> int:
+    """The size of the message in a whole ``frame`` (its length without the header)."""
+    return len(frame) - HEADER_SIZE
+
+
+def decode_record(decoder: msgspec.msgpack.Decoder[T], record: bytes) -> T:
+    """Decodes one record of a SEQPACKET socket, which holds exactly one frame.
+
+    Raises:
+        msgspec.DecodeError: the record is not one whole frame, or not a valid message of the expected type.
+    """
+    if int.from_bytes(record[:HEADER_SIZE], "big") != payload_size(record):
+        raise msgspec.DecodeError(f"a record of {len(record)} bytes is not one whole frame")
+    return decoder.decode(record[HEADER_SIZE:])
 
 
 def recv_exact(sock: socket.socket, size: int) -> bytes:

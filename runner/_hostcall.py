@@ -24,10 +24,14 @@ _decoder: msgspec.msgpack.Decoder[ToChild] = msgspec.msgpack.Decoder(ToChild)
 
 
 class HostCallError(Exception):
-    """Raised inside a hook when the parent answered a host call with an error it has no closer type for.
+    """Raised inside a hook when the parent answered a host call with an error it has no closer type for; raised
+    by a host handler in the parent to answer with the error type of its choosing.
+
+    The error type is the wire's name for the error: a host handler's ``HostCallError`` is sent under its
+    ``error_type``, any other exception under its class name.
 
     Attributes:
-        error_type: the name the parent gave the error (e.g. "NotFound"), for the SDK to map.
+        error_type: the wire's name of the error (e.g. "NotFound"), for the SDK to map.
     """
 
     def __init__(self, message: str, *, error_type: str = "") -> None:

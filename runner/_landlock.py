@@ -26,6 +26,8 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ._linux import errno_error, libc
+
 __all__ = (
     "ACCESS_FS_READ",
     "ACCESS_FS_WRITE",
@@ -89,8 +91,7 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
+_syscall = libc["syscall"]  # a function object of its own: the restype set here must not change libc.syscall
 _syscall.restype = ctypes.c_long
 
 
@@ -121,11 +122,6 @@ class FileRule:
 
     path: str
     access: int
-
-
-def _raise_errno(what: str) -> None:
-    err = ctypes.get_errno()
-    raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 class PreparedLayer:
@@ -189,7 +185,7 @@ class PreparedLayer:
             )
         )
         if ruleset < 0:
-            _raise_errno("landlock_create_ruleset")
+            raise errno_error("landlock_create_ruleset")
         try:
             for rule in self._rules:
                 self._add_rule(ruleset, rule)
@@ -202,7 +198,7 @@ class PreparedLayer:
                 finally:
                     os.close(prepared.parent_fd)
             if _syscall(ctypes.c_long(self._restrict), ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
-                _raise_errno("landlock_restrict_self")
+                raise errno_error("landlock_restrict_self")
         finally:
             os.close(ruleset)
 
@@ -217,7 +213,7 @@ class PreparedLayer:
             ctypes.c_uint32(0),
         )
         if result != 0:
-            _raise_errno("landlock_add_rule")
+            raise errno_error("landlock_add_rule")
 
     def close(self) -> None:
         """Close the prebuilt path descriptors (in a child once restricted; they are useless after)."""

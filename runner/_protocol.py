@@ -67,7 +67,6 @@ class Ready(msgspec.Struct, tag="ready", frozen=True):
     pid: int
     is_async: bool = False
     layers: dict[str, bool | str] = {}
-    python: str = ""
     preimported: list[str] = []
 
 
@@ -95,7 +94,6 @@ class Exited(msgspec.Struct, tag="exited", frozen=True):
     pid: int
     status: int
     cpu: float = 0.0
-    maxrss_kb: int = 0
 
 
 FromTemplate = Ready | ImportFailed | Spawned | Exited

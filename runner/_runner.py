@@ -40,13 +40,15 @@ from ._errors import (
     HookTimeout,
 )
 from ._framing import FrameDecoder, FrameEncoder, FrameTooLarge
+from ._hostcall import HostCallError
 from ._identity import WorkerIdentity, choose_identity
 from ._options import HookSpec, Limits, Sandbox
 from ._protocol import Call, Configure, Exited, Failure, FromChild, HostCall, HostReply, Result, Started
 from ._result import CallResult
 from ._template import Child, Template, TemplateDied
 
-#: Answers a host call: ``(method, args) -> value``; raising sends the error back into the hook.
+#: Answers a host call: ``(method, args) -> value``; raising sends the error back into the hook, under the
+#: ``error_type`` of a :class:`HostCallError`, or else the exception's class name.
 HostHandler = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 # What the template's environment holds besides the operator's hook env: nothing of the parent's.
@@ -84,8 +86,17 @@ def _module_dir(module: str) -> str | None:
     return os.path.abspath(origin)
 
 
-def _hook_fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """What identifies a version of the hook: each source file's name, size and mtime (empty if missing)."""
+#: A version of a hook's source as :func:`hook_fingerprint` sees it.
+HookFingerprint = tuple[tuple[str, int, int], ...]
+
+
+def hook_fingerprint(path: Path) -> HookFingerprint:
+    """Return what identifies a version of the hook at ``path`` without reading it: each source file's path,
+    size and mtime (for a package, every ``.py`` file under it); empty when it cannot be listed.
+
+    Two calls give equal results as long as no source file was added, removed or written in between;
+    :meth:`HookRunner.hook_changed` compares them.
+    """
     try:
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
         return tuple((str(f), (st := f.stat()).st_size, st.st_mtime_ns) for f in files)
@@ -119,7 +130,7 @@ class HookRunner:
         self._tokens = itertools.count(1)
         self._tmp_root: str | None = None
         self._identity = WorkerIdentity(None, "off: the sandbox is disabled")
-        self._fingerprint: tuple[tuple[str, int, int], ...] = ()
+        self._fingerprint: HookFingerprint = ()
         self._closed = False
         self._encoder = FrameEncoder()
         self.restarts = 0
@@ -219,7 +230,7 @@ class HookRunner:
         )
 
     async def _new_template(self) -> Template:
-        fingerprint = _hook_fingerprint(self._path)
+        fingerprint = hook_fingerprint(self._path)
         template = Template(
             self._configure(),
             {**_BASE_ENV, **self.sandbox.env},
@@ -303,7 +314,7 @@ class HookRunner:
         Raises:
             HookImportError: the new version does not import; the previous one keeps serving.
         """
-        if if_changed and _hook_fingerprint(self._path) == self._fingerprint:
+        if if_changed and hook_fingerprint(self._path) == self._fingerprint:
             return False
         new = await self._new_template()
         old, self._template = self._template, new
@@ -348,7 +359,7 @@ class HookRunner:
     @property
     def hook_changed(self) -> bool:
         """True when the hook's file changed since the running template imported it."""
-        return _hook_fingerprint(self._path) != self._fingerprint
+        return hook_fingerprint(self._path) != self._fingerprint
 
     @property
     def in_flight(self) -> int:
@@ -474,7 +485,18 @@ _MAX_TRACEBACK = 4000
 class _Run:
     """The state of one call in the parent."""
 
-    __slots__ = ("captures", "child", "fixed", "host_calls", "queued", "run_id", "runner", "started", "template")
+    __slots__ = (
+        "captures",
+        "channel_budget",
+        "child",
+        "fixed",
+        "host_calls",
+        "queued",
+        "run_id",
+        "runner",
+        "started",
+        "template",
+    )
 
     def __init__(self, runner: HookRunner, run_id: str, started: float, *, template: Template | None = None) -> None:
         self.runner = runner
@@ -486,6 +508,7 @@ class _Run:
         self.template: Template | None = None
         self.captures: tuple[Capture, Capture] | None = None
         self.host_calls: list[tuple[str, str]] = []
+        self.channel_budget = 0  # bytes the child may still send on its channel (set per attempt)
 
     async def execute(self, arg: Any, host: HostHandler | None, *, probe: bool = False) -> CallResult:
         for attempt in range(_MAX_ATTEMPTS):
@@ -529,32 +552,10 @@ class _Run:
             call = Call(arg=arg, run_id=self.run_id, probe=probe)
             await loop.sock_sendall(child.channel, runner._encoder.encode(call))
         decoder: FrameDecoder[Any] = FrameDecoder(FromChild, runner.limits.max_frame_bytes)
+        self.channel_budget = _CHANNEL_FRAMES * runner.limits.max_frame_bytes
         started = False
-        budget = _CHANNEL_FRAMES * runner.limits.max_frame_bytes
         while True:
-            try:
-                data = await loop.sock_recv(child.channel, 1 << 18)
-            except ConnectionError:  # reset: the child died with our data unread
-                data = b""
-            budget -= len(data)
-            if budget < 0:
-                # Decoding is the parent's CPU: host calls with megabytes of arguments, a hundred times over,
-                # held the proxy's event loop for seconds. A call gets a few frames' worth in all.
-                raise HookLimitExceeded(
-                    f"the hook sent more than {_CHANNEL_FRAMES} frames' worth of data to the proxy", limit="channel"
-                )
-            if not data:
-                error = await self._no_answer(child, decoder.pending)
-                if error is None:
-                    raise _ChildLost
-                raise error
-            try:
-                messages = list(decoder.feed(data))
-            except FrameTooLarge as exc:
-                raise HookProtocolError(f"the worker sent an oversized frame: {exc}") from exc
-            except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-                raise HookProtocolError(f"the worker sent a malformed frame: {exc}") from exc
-            for message in messages:
+            for message in await self._receive(child, decoder):
                 # The child says Started once, first; anything else is a hook writing to its channel itself.
                 if isinstance(message, Started) == started:
                     raise HookProtocolError(f"the worker sent an unexpected {type(message).__name__.lower()} frame")
@@ -571,6 +572,38 @@ class _Run:
             # sock_recv returns at once while data is waiting: without this, a hook that keeps its channel full
             # would hold the event loop (every other login, and this call's own deadline) for as long as it likes.
             await asyncio.sleep(0)
+
+    async def _receive(self, child: Child, decoder: FrameDecoder[Any]) -> list[Any]:
+        """The messages completed by the child's next bytes on its channel (maybe none).
+
+        Raises:
+            HookLimitExceeded: the child sent more than its channel budget.
+            HookProtocolError: a frame is oversized or malformed, or the channel closed mid-frame.
+            HookError: the channel closed without an answer (how the child ended: crash, CPU limit...).
+            _ChildLost: the channel closed and the template died before it could say how the child ended.
+        """
+        try:
+            data = await asyncio.get_running_loop().sock_recv(child.channel, 1 << 18)
+        except ConnectionError:  # reset: the child died with our data unread
+            data = b""
+        self.channel_budget -= len(data)
+        if self.channel_budget < 0:
+            # Decoding is the parent's CPU: host calls with megabytes of arguments, a hundred times over,
+            # held the proxy's event loop for seconds. A call gets a few frames' worth in all.
+            raise HookLimitExceeded(
+                f"the hook sent more than {_CHANNEL_FRAMES} frames' worth of data to the proxy", limit="channel"
+            )
+        if not data:
+            error = await self._no_answer(child, decoder.pending)
+            if error is None:
+                raise _ChildLost
+            raise error
+        try:
+            return list(decoder.feed(data))
+        except FrameTooLarge as exc:
+            raise HookProtocolError(f"the worker sent an oversized frame: {exc}") from exc
+        except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise HookProtocolError(f"the worker sent a malformed frame: {exc}") from exc
 
     async def _answer(self, request: HostCall, host: HostHandler | None) -> HostReply:
         limits = self.runner.limits
@@ -589,8 +622,9 @@ class _Run:
         except HookError:
             raise
         except Exception as exc:
-            self.host_calls.append((request.method, type(exc).__name__))
-            return HostReply(id=request.id, ok=False, error_type=type(exc).__name__, error=str(exc)[:1000])
+            error_type = _error_type(exc)
+            self.host_calls.append((request.method, error_type))
+            return HostReply(id=request.id, ok=False, error_type=error_type, error=str(exc)[:1000])
         reply = HostReply(id=request.id, ok=True, value=value)
         size = len(self.runner._encoder.encode(reply))
         if size > min(limits.max_host_reply_bytes, limits.max_frame_bytes):
@@ -657,6 +691,14 @@ class _Run:
         if self.template is not None:
             self.template.retire(child)  # the reserve is topped up once it is reaped
         self.child = None
+
+
+def _error_type(exc: Exception) -> str:
+    """The error type a host handler's exception is answered with: a :class:`HostCallError`'s own
+    ``error_type``, else the class name (the builtins' names, "PermissionError", "ValueError", ...)."""
+    if isinstance(exc, HostCallError) and exc.error_type:
+        return exc.error_type
+    return type(exc).__name__
 
 
 def _clip(text: str, limit: int) -> str:

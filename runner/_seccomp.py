@@ -40,9 +40,10 @@ import os
 
 import pyseccomp
 
+from ._linux import PR_SET_SECCOMP, errno_error, libc
+
 __all__ = ("Program", "build_child_filter", "build_zygote_filter", "filter_mode_available")
 
-_PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 
 _CLONE_THREAD = 0x00010000
@@ -285,8 +286,7 @@ class _SockFprog(ctypes.Structure):
     _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_prctl = _libc.prctl
+_prctl = libc["prctl"]  # a function object of its own: argtypes set here must not change libc.prctl
 _prctl.restype = ctypes.c_int
 _prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong)
 
@@ -318,9 +318,8 @@ class Program:
         Raises:
             OSError: the kernel refused the filter.
         """
-        if _prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(self._fprog), 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"seccomp filter: {os.strerror(err)}")
+        if _prctl(PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(self._fprog), 0, 0) != 0:
+            raise errno_error("seccomp filter")
 
 
 def filter_mode_available() -> bool:
@@ -329,5 +328,5 @@ def filter_mode_available() -> bool:
     ``prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL)`` copies the program before any other check: a kernel
     with filter support answers ``EFAULT``, one without ``EINVAL``.
     """
-    result = _prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, None, 0, 0)
+    result = _prctl(PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, None, 0, 0)
     return result != 0 and ctypes.get_errno() == errno.EFAULT

@@ -17,6 +17,7 @@ import msgspec
 
 from ._capture import Capture
 from ._errors import HookImportError, SandboxUnavailable
+from ._framing import FrameEncoder, decode_record
 from ._protocol import Configure, Exited, FromTemplate, ImportFailed, Ready, Shutdown, Spawn, Spawned
 
 # The template is started as a fresh, isolated interpreter: no PYTHON* variables, no user site, no
@@ -127,7 +128,7 @@ class Template:
         self._on_death = on_death
         self._loop = asyncio.get_running_loop()
         self._decoder: msgspec.msgpack.Decoder[FromTemplate] = msgspec.msgpack.Decoder(FromTemplate)
-        self._encoder = msgspec.msgpack.Encoder()
+        self._encoder = FrameEncoder()
         self.ready: Ready | None = None
         self.is_async = False  # learnt by the runner's import probe, not from the template
         self._ready_future: asyncio.Future[Ready | ImportFailed | None] = self._loop.create_future()
@@ -330,8 +331,8 @@ class Template:
         err_r, err_w = _pipe()
         try:
             assert self._control is not None
-            payload = self._encoder.encode(Spawn(token=token))
-            socket.send_fds(self._control, [len(payload).to_bytes(4, "big") + payload], [theirs.fileno(), out_w, err_w])
+            frame = self._encoder.encode(Spawn(token=token))
+            socket.send_fds(self._control, [frame], [theirs.fileno(), out_w, err_w])
         except OSError:
             ours.close()
             for fd in (out_r, err_r):
@@ -348,8 +349,7 @@ class Template:
 
     def _send(self, message: Configure | Shutdown) -> None:
         assert self._control is not None
-        payload = self._encoder.encode(message)
-        self._control.send(len(payload).to_bytes(4, "big") + payload)
+        self._control.send(self._encoder.encode(message))
 
     def _drain_output(self) -> None:
         assert self._output is not None
@@ -372,7 +372,7 @@ class Template:
                 self._on_control_closed()
                 return
             try:
-                message = self._decoder.decode(data[4:])
+                message = decode_record(self._decoder, data)
             except msgspec.DecodeError:
                 # Children close this fd before running hook code, and no hook code runs in the template:
                 # garbage here means the template was subverted.

@@ -35,6 +35,8 @@ import signal
 import subprocess
 import sys
 
+from ._linux import PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_CAPBSET_DROP, check, libc, set_parent_death_signal
+
 __all__ = (
     "SANDBOX_ID",
     "drop_capabilities",
@@ -53,19 +55,13 @@ _CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
-_PR_SET_PDEATHSIG = 1
 _MS_NOSUID = 2
 _MS_NODEV = 4
 _MS_NOEXEC = 8
 _TMP_INODES = 4096  # files and directories, all calls together: inodes are a resource too
 
-_PR_CAPBSET_DROP = 24
-_PR_CAP_AMBIENT = 47
-_PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _CAPS_MAX = 64
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class _CapHeader(ctypes.Structure):
@@ -78,12 +74,6 @@ class _CapData(ctypes.Structure):
         ("permitted", ctypes.c_uint32),
         ("inheritable", ctypes.c_uint32),
     )
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def _write(path: str, text: str) -> None:
@@ -103,14 +93,14 @@ def drop_capabilities() -> None:
     # unshare(CLONE_NEWUSER) grants a full capability set inside the new namespace whatever the uid: clear
     # the bounding and ambient sets (what an exec could regain) first (needs CAP_SETPCAP), then the rest.
     for cap in range(_CAPS_MAX):
-        if _libc.prctl(_PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
+        if libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
             if ctypes.get_errno() == errno.EINVAL:  # past the last capability this kernel knows
                 break
-            _check(-1, "prctl(PR_CAPBSET_DROP)")
-    _check(_libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "prctl(PR_CAP_AMBIENT)")
+            check(-1, "prctl(PR_CAPBSET_DROP)")
+    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "prctl(PR_CAP_AMBIENT)")
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     empty = (_CapData * 2)()
-    _check(_libc.capset(ctypes.byref(header), empty), "capset")
+    check(libc.capset(ctypes.byref(header), empty), "capset")
 
 
 def enter_namespaces(*, network: bool) -> str:
@@ -135,7 +125,7 @@ def enter_namespaces(*, network: bool) -> str:
     # NEWIPC: SysV shared memory, queues and semaphores are checked by uid, which the worker shares with the
     # proxy; in a namespace of its own it sees none of the host's (and seccomp refuses the calls anyway).
     flags = _CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWIPC | (0 if network else _CLONE_NEWNET)
-    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+    check(libc.unshare(ctypes.c_int(flags)), "unshare")
     # "deny" first: an unprivileged process may only write gid_map once setgroups is off for good.
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{SANDBOX_ID} {uid} 1\n")
@@ -162,7 +152,7 @@ def mount_private_tmp(path: str, size_mb: int) -> str:
     """
     options = f"size={size_mb}m,nr_inodes={_TMP_INODES},mode=0700"
     flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-    _check(_libc.mount(b"hookjail-tmp", path.encode(), b"tmpfs", ctypes.c_ulong(flags), options.encode()), "mount")
+    check(libc.mount(b"hookjail-tmp", path.encode(), b"tmpfs", ctypes.c_ulong(flags), options.encode()), "mount")
     return f"tmpfs {size_mb} MiB"
 
 
@@ -187,7 +177,7 @@ def start_reaper() -> int:
 def _serve_as_reaper(alive_r: int, alive_w: int) -> None:
     try:
         os.close(alive_w)
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        set_parent_death_signal()
         # getppid() says 0 here (the parent is outside the namespace): the pipe tells whether the zygote
         # died before PDEATHSIG was armed; then nobody would ever kill the namespace.
         if select.select([alive_r], [], [], 0)[0]:
@@ -213,12 +203,14 @@ def _serve_as_reaper(alive_r: int, alive_w: int) -> None:
 
 
 # Run in a throwaway interpreter: the caller (the proxy) has threads, and a namespace cannot be undone. The
-# tmpfs goes over the probe's own /tmp, in its own mount namespace: nobody else sees it.
+# tmpfs goes over the probe's own /tmp, in its own mount namespace: nobody else sees it. This module and
+# runner._linux are loaded as the modules of a bare package, without runner/__init__ and its imports.
 _PROBE = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("_hookjail_userns_probe", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+import importlib, json, sys, types
+package = types.ModuleType("_hookjail_probe")
+package.__path__ = [sys.argv[1]]
+sys.modules[package.__name__] = package
+module = importlib.import_module("_hookjail_probe._userns")
 layers = {"user_namespace": module.enter_namespaces(network=False)}
 try:
     layers["private_tmp"] = module.mount_private_tmp("/tmp", 64)
@@ -239,7 +231,7 @@ def probe_namespaces(timeout: float = 10.0) -> dict[str, bool | str]:
     failed: dict[str, bool | str] = {"user_namespace": False, "private_tmp": False}
     try:
         done = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", _PROBE, __file__],
+            [sys.executable, "-I", "-S", "-c", _PROBE, os.path.dirname(os.path.abspath(__file__))],
             capture_output=True,
             env={},
             timeout=timeout,

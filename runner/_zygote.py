@@ -11,7 +11,6 @@ the child's own layers, under the call's limits; so nothing a hook does can reac
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import ctypes.util
 import gc
 import importlib
@@ -27,8 +26,10 @@ from typing import Any
 
 import msgspec
 
-from . import _child, _hookcode, _tmpdirs
+from . import _child, _hookcode, _tmpdirs, _worker
 from ._errors import SandboxUnavailable
+from ._framing import FrameEncoder, decode_record
+from ._linux import set_parent_death_signal
 from ._protocol import (
     Configure,
     Exited,
@@ -41,7 +42,6 @@ from ._protocol import (
     ToTemplate,
 )
 
-_PR_SET_PDEATHSIG = 1
 _CONTROL_MAX = 1 << 20
 #: Signals that may be queued for the template's user at once. Set before the user namespace is made, this
 #: is also the namespace's ceiling: no process in it can run the proxy uid's host-wide quota down.
@@ -54,19 +54,18 @@ class _Control:
 
     def __init__(self, fd: int) -> None:
         self.sock = socket.socket(fileno=fd)
-        self._encoder = msgspec.msgpack.Encoder()
+        self._encoder = FrameEncoder()
         self._decoder: msgspec.msgpack.Decoder[ToTemplate] = msgspec.msgpack.Decoder(ToTemplate)
 
     def send(self, message: FromTemplate) -> None:
-        payload = self._encoder.encode(message)
-        self.sock.sendall(len(payload).to_bytes(4, "big") + payload)
+        self.sock.sendall(self._encoder.encode(message))
 
     def receive(self) -> tuple[ToTemplate | None, list[int]]:
         """One message and the fds that came with it; ``None`` when the parent has gone."""
         data, fds, _flags, _addr = socket.recv_fds(self.sock, _CONTROL_MAX, 3)
         if not data:
             return None, fds
-        return self._decoder.decode(data[4:]), fds
+        return decode_record(self._decoder, data), fds
 
 
 def _load_adapter(adapter: str) -> Callable[[Any], Any]:
@@ -142,9 +141,7 @@ class Template:
         os.close(pidfd)
         if tmp_dir is not None:
             _tmpdirs.remove_tree(tmp_dir)
-        self.control.send(
-            Exited(pid=pid, status=status, cpu=usage.ru_utime + usage.ru_stime, maxrss_kb=usage.ru_maxrss)
-        )
+        self.control.send(Exited(pid=pid, status=status, cpu=usage.ru_utime + usage.ru_stime))
 
     def kill_all(self) -> None:
         for pidfd in list(self.children):
@@ -191,7 +188,7 @@ def _import_pyseccomp(libraries: dict[str, str]) -> None:
         ctypes.util.find_library = original
 
 
-def _confine(control: _Control, config: Configure, libc: ctypes.CDLL, parent_pid: int) -> Any:
+def _confine(control: _Control, config: Configure, parent_pid: int) -> Any:
     """Applies the template's layers; reports ``ImportFailed`` and exits when strict mode cannot."""
     from ._confine import Confinement  # noqa: PLC0415 - only needed when the sandbox is on
 
@@ -209,15 +206,13 @@ def _confine(control: _Control, config: Configure, libc: ctypes.CDLL, parent_pid
         os._exit(0)
     # Changing uid inside the new user namespace cleared the parent-death signal: arm it again, so that the
     # template dies with the proxy even if the proxy is SIGKILLed.
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    set_parent_death_signal()
     if os.getppid() != parent_pid:
         os._exit(1)
     return confinement
 
 
-def _prepare(
-    control: _Control, config: Configure, libc: ctypes.CDLL, parent_pid: int, tasks_fd: int
-) -> _child.ChildPlan | None:
+def _prepare(control: _Control, config: Configure, parent_pid: int, tasks_fd: int) -> _child.ChildPlan | None:
     """Confines the template, compiles the hook and pre-imports what it names. Reports ``ImportFailed`` and
     returns None on failure."""
     try:
@@ -225,7 +220,7 @@ def _prepare(
     except Exception as exc:
         control.send(ImportFailed(type_name=type(exc).__name__, message=f"adapter: {exc}"))
         return None
-    confinement = _confine(control, config, libc, parent_pid) if config.sandbox else None
+    confinement = _confine(control, config, parent_pid) if config.sandbox else None
     try:
         hook = _hookcode.compile_hook(config.path)
     except _hookcode.HookRejected as exc:
@@ -248,15 +243,15 @@ def _prepare(
         return None
     layers = dict(confinement.layers) if confinement is not None else {}
     spec = _hookcode.prepare_import(hook)
-    plan = _child.ChildPlan(config=config, hook=hook, spec=spec, adapter=adapter, confinement=confinement, libc=libc)
-    control.send(Ready(pid=os.getpid(), layers=layers, python=sys.version.split()[0], preimported=preimported))
+    plan = _child.ChildPlan(config=config, hook=hook, spec=spec, adapter=adapter, confinement=confinement)
+    control.send(Ready(pid=os.getpid(), layers=layers, preimported=preimported))
     return plan
 
 
 def main(control_fd: int, parent_pid: int) -> None:
     """Entry point of the template process."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _worker.enter()
+    set_parent_death_signal()
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
         os._exit(1)
     for stream in (sys.stdout, sys.stderr):
@@ -275,7 +270,7 @@ def main(control_fd: int, parent_pid: int) -> None:
     tasks_fd = os.open("/proc/self/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _apply_template_limits(first)
-        plan = _prepare(control, first, libc, parent_pid, tasks_fd)
+        plan = _prepare(control, first, parent_pid, tasks_fd)
     except BaseException as exc:  # a bug of ours: say so rather than leave the parent waiting
         with contextlib.suppress(BaseException):
             control.send(ImportFailed(type_name=type(exc).__name__, message=f"worker template: {exc}"))

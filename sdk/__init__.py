@@ -4,7 +4,8 @@ A handler receives the user's :class:`OpenID` and returns :class:`SSOUserDefined
 may ask the proxy about users and teams with :func:`user_info`, :func:`team_info`, :func:`new_user` and
 :func:`add_new_member` (each needs the operator's grant in ``hook_settings.permissions``; only ``user_info``
 is granted by default). To refuse a login on purpose, with a reason the user reads on the error page, raise
-:class:`Deny`. Test a hook through the real sandbox with :mod:`sdk.testing`.
+:class:`Deny`. Test a hook through the real sandbox with :mod:`sdk.testing`. The wire contract between a
+hook and the proxy (host calls, their models and error codes) is :mod:`sdk.contract`.
 
 Example:
     >>> from sdk import OpenID, SSOUserDefinedValues, LitellmUserRoles, hook
@@ -29,13 +30,6 @@ from ._errors import InvalidRequestError as InvalidRequestError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import ProxyException as ProxyException
 from ._hook import hook as hook
-from ._hostapi import Member as Member
-from ._hostapi import NewUserRequest as NewUserRequest
-from ._hostapi import NewUserResponse as NewUserResponse
-from ._hostapi import TeamAddMemberResponse as TeamAddMemberResponse
-from ._hostapi import TeamInfoResponse as TeamInfoResponse
-from ._hostapi import TeamMemberAddRequest as TeamMemberAddRequest
-from ._hostapi import UserInfoResponse as UserInfoResponse
 from ._hostapi import add_new_member as add_new_member
 from ._hostapi import new_user as new_user
 from ._hostapi import team_info as team_info
@@ -46,6 +40,13 @@ from ._types import SSOUserDefinedValues as SSOUserDefinedValues
 from ._values import UserValues as UserValues
 from ._values import ValuesInvalid as ValuesInvalid
 from ._values import validate_values as validate_values
+from .contract import Member as Member
+from .contract import NewUserRequest as NewUserRequest
+from .contract import NewUserResponse as NewUserResponse
+from .contract import TeamAddMemberResponse as TeamAddMemberResponse
+from .contract import TeamInfoResponse as TeamInfoResponse
+from .contract import TeamMemberAddRequest as TeamMemberAddRequest
+from .contract import UserInfoResponse as UserInfoResponse
 
 __all__ = (
     "ConflictError",

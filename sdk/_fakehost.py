@@ -1,10 +1,11 @@
 """An in-memory host for tests: answers a hook's host calls exactly as the wire contract in
-:mod:`sdk._hostapi` says, from seeded users and teams, and records every call.
+:mod:`sdk.contract` says, from seeded users and teams, and records every call.
 
 Where the proxy's answer depends on more than its data it uses the same code as the proxy: the refusal of an
-unknown or ungranted method (:func:`~sdk._hostapi.check_granted`), the argument checks
-(:func:`~sdk._hostapi.parse_args`), the result shapes (:func:`~sdk._hostapi.dump_result`) and the default
-roles. ``tests/proxy/test_host.py`` runs the same calls against both and compares the answers.
+unknown or ungranted method (:func:`~sdk.contract.check_granted`), the argument checks
+(:func:`~sdk.contract.parse_args`), the result shapes (:func:`~sdk.contract.dump_result`), the error codes
+(:func:`~sdk.contract.error_code`) and the default roles. ``tests/proxy/test_host.py`` runs the same calls
+against both and compares the answers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._hostapi import (
+from .contract import (
     DEFAULT_MEMBER_ROLE,
     DEFAULT_USER_ROLE,
     METHODS,
@@ -34,6 +35,7 @@ from ._hostapi import (
     UserRecord,
     check_granted,
     dump_result,
+    error_code,
     parse_args,
 )
 
@@ -42,7 +44,7 @@ __all__ = ("FakeHost", "RecordedCall")
 
 @dataclass(frozen=True)
 class RecordedCall:
-    """One host call a hook made: the method, the arguments as sent, and how it ended ("ok" or the name of
+    """One host call a hook made: the method, the arguments as sent, and how it ended ("ok" or the code of
     the error answered, e.g. "PermissionError", "NotFound")."""
 
     method: str
@@ -109,7 +111,7 @@ class FakeHost:
         try:
             value = self._answer(method, args)
         except Exception as exc:
-            self.calls.append(RecordedCall(method, dict(args), type(exc).__name__))
+            self.calls.append(RecordedCall(method, dict(args), error_code(exc)))
             raise
         self.calls.append(RecordedCall(method, dict(args), "ok"))
         return value

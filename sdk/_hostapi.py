@@ -1,60 +1,68 @@
-"""The host API: what a hook may ask the proxy for during a login, and the one wire contract both sides use.
+"""The host API: what a hook may ask the proxy for during a login.
 
 Inside the worker, :func:`user_info`, :func:`new_user`, :func:`add_new_member` and :func:`team_info` are async
-functions with LiteLLM's call shapes; each one checks its arguments against the method's args model, sends
-them to the proxy through :func:`runner.host_call` (a blocking round trip that counts toward the login's
-timeout) and returns the answer as a LiteLLM-like response object.
+functions with LiteLLM's call shapes; each one checks its arguments against the method's args model of
+:mod:`sdk.contract`, sends them to the proxy through :func:`runner.host_call` (a blocking round trip that counts
+toward the login's timeout) and returns the answer as a LiteLLM-like response object. An error the host answers
+with is raised as the LiteLLM-shaped error of :data:`HOOK_ERRORS` for its code.
 
-The proxy imports this module to answer: :func:`parse_args` checks what a hook sent against
-``ARGS_MODELS[method]`` (strict, unknown keys refused), :func:`dump_result` shapes the answer with
-``RESULT_MODELS[method]``, and an error is answered by raising :class:`NotFound`, :class:`Invalid`,
-:class:`Conflict` or :class:`PermissionError` (the runner sends the exception's class name as the error type).
-
-========================  =========================================  =======================================
-method                    args                                       result
-========================  =========================================  =======================================
-``user_info``             :class:`UserInfoArgs` ``{user_id}``        :class:`UserInfoResponse`
-``new_user``              :class:`NewUserArgs`                       :class:`NewUserResponse` (``key``: None)
-``add_new_member``        :class:`AddMemberArgs` ``{team_id,         :class:`TeamAddMemberResponse`
-                          member: Member | [Member], ...}``
-``team_info``             :class:`TeamInfoArgs` ``{team_id}``        :class:`TeamInfoResponse`
-========================  =========================================  =======================================
-
-Error types the host may answer with, and what the hook sees:
-
-========================  ===============================================================================
-error type                raised in the hook
-========================  ===============================================================================
-``"PermissionError"``     :class:`PermissionError`: not a host call, or not granted (message from
-                          :func:`check_granted`, the same in the proxy and in :class:`~sdk.testing.FakeHost`)
-``"NotFound"``            :class:`~sdk.NotFoundError` (404)
-``"Invalid"``,            :class:`~sdk.InvalidRequestError` (400)
-``"ValueError"``
-``"Conflict"``            :class:`~sdk.ConflictError` (409)
-``"HostUnavailable"``     :class:`~sdk.HostUnavailableError` (503): the proxy could not answer for a reason
-                          of its own (its database); the details are in the proxy's log, not in the message
-anything else             :class:`~sdk.ProxyException` (500)
-========================  ===============================================================================
+The wire contract itself (args and result models, error codes, LiteLLM's request types) is :mod:`sdk.contract`;
+its names are also importable from here, as they were before it existed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from runner import HostCallError, host_call
 
 from ._errors import ConflictError, HostUnavailableError, InvalidRequestError, NotFoundError, ProxyException
-from ._types import LitellmUserRoles, RoleName
-from ._values import DURATION_PATTERN, MAX_ID_LENGTH, MAX_MODELS
+from ._types import LitellmUserRoles
+from .contract import (
+    ARGS_MODELS,
+    DEFAULT_MEMBER_ROLE,
+    DEFAULT_USER_ROLE,
+    ERROR_TYPES,
+    MAX_TEAMS,
+    METHODS,
+    RESULT_MODELS,
+    AddMemberArgs,
+    Conflict,
+    HostUnavailable,
+    Invalid,
+    Member,
+    MemberArgs,
+    NewUserArgs,
+    NewUserRequest,
+    NewUserResponse,
+    NotFound,
+    TeamAddMemberResponse,
+    TeamInfoArgs,
+    TeamInfoResponse,
+    TeamMemberAddRequest,
+    TeamMemberRecord,
+    TeamMembershipRecord,
+    TeamRecord,
+    UserInfoArgs,
+    UserInfoResponse,
+    UserRecord,
+    check_granted,
+    dump_result,
+    first_error,
+    parse_args,
+)
 
 __all__ = (
     "ARGS_MODELS",
     "DEFAULT_MEMBER_ROLE",
     "DEFAULT_USER_ROLE",
     "ERROR_TYPES",
+    "HOOK_ERRORS",
+    "MAX_TEAMS",
     "METHODS",
     "RESULT_MODELS",
     "AddMemberArgs",
@@ -87,356 +95,25 @@ __all__ = (
     "user_info",
 )
 
-MAX_TEAMS = 100
-MAX_MEMBERS = 100
-
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
-Email = Annotated[str, Field(min_length=1, max_length=320)]
-Budget = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-TeamRole = Literal["admin", "user"]
-
-#: The role of a user ``new_user`` creates without one: LiteLLM's least-privileged UI role.
-DEFAULT_USER_ROLE: Final = "internal_user_viewer"
-#: The role of a user created because they were added to a team before they existed (as LiteLLM does).
-DEFAULT_MEMBER_ROLE: Final = "internal_user"
-
-
-# --- host-side errors: raise these in the proxy's host handler ------------------------------------------------
-
-
-class NotFound(LookupError):  # the class name is the wire's error type
-    """Raised by the host when the user or team named in a host call does not exist (error type "NotFound")."""
-
-
-class Invalid(ValueError):  # the class name is the wire's error type
-    """Raised by the host when a host call's arguments are refused (error type "Invalid")."""
-
-
-class Conflict(Exception):  # the class name is the wire's error type
-    """Raised by the host when a host call would create what already exists (error type "Conflict")."""
-
-
-class HostUnavailable(Exception):  # the class name is the wire's error type
-    """Raised by the host when it cannot answer a host call for a reason of its own, such as its database
-    (error type "HostUnavailable"); the message must not reveal the host's internals."""
-
-
-#: The error types a host may answer with (the name of the exception it raised).
-ERROR_TYPES: Final = ("PermissionError", "NotFound", "Invalid", "ValueError", "Conflict", "HostUnavailable")
-
-
-def check_granted(method: str, grants: Container[str]) -> None:
-    """Refuse a host call that does not exist or that the operator did not grant (host side).
-
-    The proxy and :class:`~sdk.testing.FakeHost` both call this first, so a hook sees the same refusal,
-    word for word, in its tests and in production.
-
-    Args:
-        method: the method the hook asked for.
-        grants: the granted methods (``hook_settings.permissions``).
-
-    Raises:
-        PermissionError: ``method`` is not a host call, or it is not in ``grants``.
-
-    Example:
-        >>> check_granted("user_info", {"user_info"})
-        >>> try:
-        ...     check_granted("new_user", {"user_info"})
-        ... except PermissionError as exc:
-        ...     str(exc).endswith("must add new_user to hook_settings.permissions in config.yaml")
-        True
-    """
-    if method not in METHODS:
-        raise PermissionError(_unknown_method(method))
-    if method not in grants:
-        raise PermissionError(
-            f"host call {method!r} is not granted to this hook: the operator must add {method} to "
-            "hook_settings.permissions in config.yaml"
-        )
-
-
-def _unknown_method(method: str) -> str:
-    return f"there is no host call named {method[:64]!r} (host calls: {', '.join(METHODS)})"
-
-
-# --- the wire: what a hook sends (strict, unknown keys refused) -----------------------------------------------
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class UserInfoArgs(_Wire):
-    """Args of ``user_info``: the user to look up."""
-
-    user_id: Id
-
-
-class TeamInfoArgs(_Wire):
-    """Args of ``team_info``: the team to look up."""
-
-    team_id: Id
-
-
-class NewUserArgs(_Wire):
-    """Args of ``new_user``: the user to create (LiteLLM's ``NewUserRequest`` fields that hookjail stores).
-
-    ``user_id`` defaults to a fresh id chosen by the host. ``teams`` are team ids the user joins as "user".
-    """
-
-    user_id: Id | None = None
-    user_email: Email | None = None
-    user_alias: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = None
-    user_role: RoleName | None = None
-    models: Annotated[list[Id], Field(max_length=MAX_MODELS)] = Field(default_factory=list)
-    max_budget: Budget | None = None
-    budget_duration: str | None = None
-    teams: Annotated[list[Id], Field(max_length=MAX_TEAMS)] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("budget_duration")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION_PATTERN.fullmatch(value):
-            raise ValueError("must look like 30s, 30m, 1h, 1d, 30d or 1mo")
-        return value
-
-
-class MemberArgs(_Wire):
-    """One team member on the wire: a user id or an email (or both) and a team role."""
-
-    role: TeamRole = "user"
-    user_id: Id | None = None
-    user_email: Email | None = None
-
-    @model_validator(mode="after")
-    def _someone(self) -> MemberArgs:
-        if self.user_id is None and self.user_email is None:
-            raise ValueError("a member needs a user_id or a user_email")
-        return self
-
-
-class AddMemberArgs(_Wire):
-    """Args of ``add_new_member``: the team and one member or a list of them."""
-
-    team_id: Id
-    member: MemberArgs | Annotated[list[MemberArgs], Field(min_length=1, max_length=MAX_MEMBERS)]
-    max_budget_in_team: Budget | None = None
-
-    @property
-    def members(self) -> list[MemberArgs]:
-        """``member`` as a list."""
-        return self.member if isinstance(self.member, list) else [self.member]
-
-
-# --- the results: what the host answers (plain data shaped by these models) -----------------------------------
-
-
-class _Response(BaseModel):
-    """A response object: attribute access like LiteLLM's models, and ``r["key"]`` / ``r.get("key")`` as for
-    the dicts some LiteLLM versions return."""
-
-    model_config = ConfigDict(extra="allow")
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self.model_dump()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key``, or ``default`` when there is no such field."""
-        return getattr(self, key, default)
-
-
-class UserRecord(_Response):
-    """A user as the proxy stores it (LiteLLM's ``LiteLLM_UserTable`` fields that hookjail has)."""
-
-    user_id: str
-    user_email: str | None = None
-    user_alias: str | None = None
-    user_role: str | None = None
-    models: list[str] = Field(default_factory=list)
-    max_budget: float | None = None
-    budget_duration: str | None = None
-    spend: float = 0.0
-    teams: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class TeamMemberRecord(_Response):
-    """One entry of a team's ``members_with_roles``."""
-
-    user_id: str | None = None
-    user_email: str | None = None
-    role: str = "user"
-
-
-class TeamRecord(_Response):
-    """A team as the proxy stores it (LiteLLM's ``LiteLLM_TeamTable`` fields that hookjail has)."""
-
-    team_id: str
-    team_alias: str | None = None
-    models: list[str] = Field(default_factory=list)
-    max_budget: float | None = None
-    members_with_roles: list[TeamMemberRecord] = Field(default_factory=list)
-
-
-class TeamMembershipRecord(_Response):
-    """A user's membership of a team (LiteLLM's ``LiteLLM_TeamMembership``)."""
-
-    user_id: str
-    team_id: str
-    spend: float = 0.0
-    max_budget_in_team: float | None = None
-
-
-class UserInfoResponse(_Response):
-    """The answer to ``user_info``: LiteLLM's ``UserInfoResponse``. hookjail has no API keys: ``keys`` is
-    always empty."""
-
-    user_id: str
-    user_info: UserRecord
-    keys: list[Any] = Field(default_factory=list)
-    teams: list[TeamRecord] = Field(default_factory=list)
-
-
-class NewUserResponse(_Response):
-    """The answer to ``new_user``: LiteLLM's ``NewUserResponse`` without a key (hookjail issues no API keys,
-    so ``key`` is always None)."""
-
-    key: None = None
-    user_id: str
-    user_email: str | None = None
-    user_alias: str | None = None
-    user_role: str | None = None
-    models: list[str] = Field(default_factory=list)
-    max_budget: float | None = None
-    budget_duration: str | None = None
-    teams: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class TeamAddMemberResponse(TeamRecord):
-    """The answer to ``add_new_member``: the team after the change, and the users and memberships touched."""
-
-    updated_users: list[UserRecord] = Field(default_factory=list)
-    updated_team_memberships: list[TeamMembershipRecord] = Field(default_factory=list)
-
-
-class TeamInfoResponse(_Response):
-    """The answer to ``team_info``: LiteLLM's shape (``keys`` always empty)."""
-
-    team_id: str
-    team_info: TeamRecord
-    keys: list[Any] = Field(default_factory=list)
-    team_memberships: list[TeamMembershipRecord] = Field(default_factory=list)
-
-
-ARGS_MODELS: Final[Mapping[str, type[_Wire]]] = {
-    "user_info": UserInfoArgs,
-    "new_user": NewUserArgs,
-    "add_new_member": AddMemberArgs,
-    "team_info": TeamInfoArgs,
-}
-RESULT_MODELS: Final[Mapping[str, type[_Response]]] = {
-    "user_info": UserInfoResponse,
-    "new_user": NewUserResponse,
-    "add_new_member": TeamAddMemberResponse,
-    "team_info": TeamInfoResponse,
-}
-#: Every host call a hook can make (``hook_settings.permissions`` grants a subset).
-METHODS: Final = tuple(ARGS_MODELS)
-
-
-def parse_args(method: str, args: Any) -> _Wire:
-    """Check a host call's arguments against the method's args model (host side).
-
-    Raises:
-        PermissionError: ``method`` is not a host call at all.
-        Invalid: the arguments do not match (the message names the field).
-
-    Example:
-        >>> parse_args("user_info", {"user_id": "alice"})
-        UserInfoArgs(user_id='alice')
-    """
-    model = ARGS_MODELS.get(method)
-    if model is None:
-        raise PermissionError(_unknown_method(method))
-    try:
-        return model.model_validate(args)
-    except ValidationError as exc:
-        raise Invalid(f"{method}: {_first_error(exc)}") from None
-
-
-def dump_result(method: str, value: Any) -> dict[str, Any]:
-    """Shape an answer (a result model or a dict) with the method's result model, as plain data (host side).
-
-    Raises:
-        KeyError: ``method`` is not a host call.
-        pydantic.ValidationError: ``value`` does not have the result's shape (a bug in the host).
-    """
-    return RESULT_MODELS[method].model_validate(value).model_dump(mode="json")
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"] if isinstance(part, int) or "[" not in part)
-    message = "unknown argument" if error["type"] == "extra_forbidden" else error["msg"]
-    return f"{location}: {message}" if location else message
-
-
-# --- LiteLLM's request types, as hooks build them ------------------------------------------------------------
-
-
-class _Request(BaseModel):
-    # LiteLLM's request models have many more fields than hookjail stores: they are accepted and not sent.
-    model_config = ConfigDict(extra="allow")
-
-
-class NewUserRequest(_Request):
-    """LiteLLM's ``NewUserRequest``: the user :func:`new_user` creates.
-
-    Fields hookjail does not store (``tpm_limit``, ``send_invite_email``, ...) are accepted and ignored.
-
-    Example:
-        >>> NewUserRequest(user_id="bob", user_role=LitellmUserRoles.INTERNAL_USER, models=["gpt-4o"]).user_id
-        'bob'
-    """
-
-    user_id: str | None = None
-    user_email: str | None = None
-    user_alias: str | None = None
-    user_role: LitellmUserRoles | str | None = None
-    models: list[str] = Field(default_factory=list)
-    max_budget: float | None = None
-    budget_duration: str | None = None
-    teams: list[str] | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class Member(_Request):
-    """LiteLLM's ``Member``: one team member, by user id or email, with the team role "admin" or "user"."""
-
-    role: TeamRole = "user"
-    user_id: str | None = None
-    user_email: str | None = None
-
-
-class TeamMemberAddRequest(_Request):
-    """LiteLLM's ``TeamMemberAddRequest``: who :func:`add_new_member` adds to which team."""
-
-    team_id: str
-    member: Member | list[Member]
-    max_budget_in_team: float | None = None
-
-
-class UserAPIKeyAuth(_Request):
+#: What a hook sees for each error code of :data:`sdk.contract.ERROR_CODES` (a code not here: a plain
+#: ``ProxyException``, 500). ``PermissionError`` and ``ValueError`` arrive as those builtins (the runner
+#: raises them), and are handled in :func:`_call`.
+HOOK_ERRORS: Final[Mapping[str, type[ProxyException]]] = MappingProxyType(
+    {
+        NotFound.code: NotFoundError,
+        Invalid.code: InvalidRequestError,
+        "ValueError": InvalidRequestError,
+        Conflict.code: ConflictError,
+        HostUnavailable.code: HostUnavailableError,
+    }
+)
+
+
+class UserAPIKeyAuth(BaseModel):
     """LiteLLM's caller identity. Accepted (and ignored) where LiteLLM's functions take
     ``user_api_key_dict``: inside hookjail a hook acts with the grants the operator gave it."""
+
+    model_config = ConfigDict(extra="allow")
 
     user_id: str | None = None
     user_role: LitellmUserRoles | str | None = None
@@ -451,7 +128,7 @@ def _wire_args(method: str, data: Any) -> dict[str, Any]:
     try:
         return ARGS_MODELS[method].model_validate(data).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
-        raise InvalidRequestError(f"{method}: {_first_error(exc)}", code=422) from None
+        raise InvalidRequestError(f"{method}: {first_error(exc)}", code=422) from None
 
 
 def _call(method: str, args: dict[str, Any]) -> Any:
@@ -467,14 +144,9 @@ def _call(method: str, args: dict[str, Any]) -> Any:
 
 
 def _translate(error_type: str, message: str) -> ProxyException:
-    if error_type == "NotFound":
-        return NotFoundError(message)
-    if error_type in ("Invalid", "ValueError"):
-        return InvalidRequestError(message)
-    if error_type == "Conflict":
-        return ConflictError(message)
-    if error_type == "HostUnavailable":
-        return HostUnavailableError(message)
+    error = HOOK_ERRORS.get(error_type)
+    if error is not None:
+        return error(message)
     return ProxyException(message or f"host call failed ({error_type or 'unknown error'})")
 
 

@@ -8,17 +8,15 @@ proxy, tests) it changes nothing.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
+
+from runner import in_worker
 
 from . import _compat
 from ._types import OpenID
+from .contract import ADAPTER
 
-__all__ = ("ADAPTER", "in_worker_template", "openid_from_dict")
-
-#: The runner's ``HookSpec.adapter`` for SSO hooks: run inside the worker on the call's argument, so that
-#: handlers receive an ``OpenID`` object, not a dict.
-ADAPTER = "sdk._worker:openid_from_dict"
+__all__ = ("ADAPTER", "openid_from_dict")
 
 
 def openid_from_dict(data: dict[str, Any]) -> OpenID:
@@ -29,10 +27,5 @@ def openid_from_dict(data: dict[str, Any]) -> OpenID:
     return OpenID.model_validate(data)
 
 
-def in_worker_template() -> bool:
-    """True inside hookjail's worker template: an isolated interpreter (``python -I``) started by the runner."""
-    return bool(sys.flags.isolated) and "runner._zygote" in sys.modules
-
-
-if in_worker_template():
+if in_worker():
     _compat.install()

@@ -43,10 +43,9 @@ from typing import Any
 from runner import HookDenied, HookRunner, HookSpec, HostHandler, Limits, Sandbox
 
 from ._fakehost import FakeHost, RecordedCall
-from ._hostapi import TeamRecord, UserRecord
 from ._types import OpenID, SSOUserDefinedValues
 from ._values import ValuesInvalid, validate_values
-from ._worker import ADAPTER
+from .contract import ADAPTER, TeamRecord, UserRecord
 
 __all__ = (
     "ADAPTER",

@@ -26,9 +26,9 @@ def _spawn_sends_garbage(self: _zygote.Template, token: int, fds: list[int]) -> 
 
 
 def _serve_floods(self: _zygote.Template) -> None:
-    payload = self.control._encoder.encode(Exited(pid=999999, status=0))
+    frame = self.control._encoder.encode(Exited(pid=999999, status=0))
     while True:
-        self.control.sock.send(len(payload).to_bytes(4, "big") + payload)
+        self.control.sock.send(frame)
 
 
 _TAMPERING: dict[str, tuple[str, Any]] = {

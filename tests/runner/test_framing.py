@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner._framing import FrameDecoder, FrameEncoder, FrameTooLarge
+from runner._framing import FrameDecoder, FrameEncoder, FrameTooLarge, decode_record
 from runner._protocol import FromChild, HostCall, Result, Started
 
 plain = st.recursive(
@@ -69,3 +69,21 @@ def test_a_frame_of_the_wrong_type_is_refused() -> None:
     decoder: FrameDecoder[Any] = FrameDecoder(FromChild, max_frame=1024)
     with pytest.raises(msgspec.ValidationError):
         list(decoder.feed(frame))
+
+
+@given(messages)
+@settings(max_examples=100, deadline=None)
+def test_a_record_holding_one_frame_decodes(message: Any) -> None:
+    decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(FromChild)
+    assert decode_record(decoder, FrameEncoder().encode(message)) == message
+
+
+_STARTED = FrameEncoder().encode(Started())
+
+
+@pytest.mark.parametrize(
+    "record", [_STARTED[:-1], _STARTED[:2], _STARTED + b"extra"], ids=["cut short", "half a header", "bytes after"]
+)
+def test_a_record_that_is_not_one_whole_frame_is_a_decode_error(record: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError, match="not one whole frame"):
+        decode_record(msgspec.msgpack.Decoder(FromChild), record)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runner import HookLimitExceeded, HookRunner, HookSpec, Limits
+from runner import HookLimitExceeded, HookRunner, HookSpec, HostCallError, Limits, in_worker
 
 from .conftest import SANDBOX
 
@@ -86,3 +86,44 @@ async def test_cant_ask_for_a_huge_host_reply(write_hook: Callable[..., HookSpec
         with pytest.raises(HookLimitExceeded) as caught:
             await runner.call({"id": "u1"}, host=host)
     assert caught.value.limit == "host_reply"
+
+
+ERROR_TYPE = """
+from runner import HostCallError, host_call
+
+def handler(info):
+    try:
+        host_call("lookup", {})
+    except HostCallError as exc:
+        return {"error_type": exc.error_type, "message": str(exc)}
+"""
+
+
+async def test_a_host_call_error_is_answered_under_its_error_type_not_its_class_name(
+    write_hook: Callable[..., HookSpec],
+) -> None:
+    class RenamedOnTheHost(HostCallError):
+        pass
+
+    async def host(method: str, args: dict[str, Any]) -> Any:
+        raise RenamedOnTheHost("no such user", error_type="NotFound")
+
+    async with HookRunner(write_hook(ERROR_TYPE), Limits(timeout=10), SANDBOX) as runner:
+        result = await runner.call({}, host=host)
+    assert result.value == {"error_type": "NotFound", "message": "no such user"}
+    assert result.host_calls == (("lookup", "NotFound"),)
+
+
+IN_WORKER = """
+import runner
+
+def handler(info):
+    return runner.in_worker()
+"""
+
+
+async def test_in_worker_is_true_in_the_hook_and_false_in_the_parent(write_hook: Callable[..., HookSpec]) -> None:
+    async with HookRunner(write_hook(IN_WORKER), Limits(timeout=10), SANDBOX) as runner:
+        result = await runner.call({})
+    assert result.value is True
+    assert in_worker() is False

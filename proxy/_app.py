@@ -40,10 +40,10 @@ from ._metrics import Metrics, PhaseTimer
 from ._oauth_state import COOKIE_LIFETIME, OAuthStates, StateInvalid, cookie_name, provider_error_text
 from ._pages import Pages
 from ._ratelimit import TokenBuckets
-from ._rollout import CandidateUnusable, start_rollout
 from ._sessions import COOKIE_NAME, DEFAULT_SESSION_DURATION, SessionCodec, SessionInvalid, parse_duration
 from ._sso import ProviderUnavailable, SSOProvider, SSOSettings, sso_settings_from_env
 from ._text import one_line
+from .rollout import CandidateUnusable, start_rollout
 
 __all__ = ("ServeSettings", "create_app", "serve_settings")
 

@@ -61,13 +61,13 @@ from sdk.testing import SAMPLE_OPENID
 from ._config import ProxyConfig
 from ._console_rollout import rollout_routes, run_rollout
 from ._db import Database, HookRun, User, as_utc, utcnow
-from ._evaluate import evaluate
 from ._hook import HookService
 from ._login import ADMIN_ROLES, LoginService, _with_identity
 from ._outcomes import RUN_OUTCOMES
 from ._pages import Pages
 from ._svg import histogram, latency_chart, summarize
 from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, clip, jsonable, one_line, printable
+from .rollout import evaluate
 
 __all__ = ("OUTCOMES", "RunFilter", "console_router", "parse_run_filter")
 

@@ -3,7 +3,7 @@
 ProxyError                base: the proxy cannot do what was asked
 ├── ConfigError           config.yaml, a flag or an environment variable is wrong (names the key path)
 ├── StartupError          a resource could not be started (hook import, sandbox, database)
-├── CandidateUnusable     hook_settings.candidate does not import (proxy._rollout)
+├── CandidateUnusable     hook_settings.candidate does not import (proxy.rollout)
 ├── LoginFailed           a login is refused: status, short reason, run id (proxy._login)
 ├── ValuesRefused         the hook's values break an identity rule or the policy (proxy._values)
 ├── IdentityMismatch      the user is bound to another identity-provider account (proxy._db)

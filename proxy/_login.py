@@ -150,7 +150,7 @@ class LiveDecision:
 
 
 class ShadowSink(Protocol):
-    """Takes each login's live decision (the candidate's shadow runs, :mod:`proxy._shadow`)."""
+    """Takes each login's live decision (the candidate's shadow runs, :mod:`proxy.rollout`)."""
 
     def submit(self, live: LiveDecision) -> None: ...
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from proxy._bench import histogram, percentile, round_up_timeout, suggest_timeout
+from proxy.cli._bench import histogram, percentile, round_up_timeout, suggest_timeout
 from tests.cli.helpers import ECHO_HOOK, RAISING_HOOK, REPO, SLEEPING_HOOK, hookjail, hookjail_json, write_config
 
 FLAKY_HOOK = """

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from proxy import load_config
-from proxy._check import CheckReport, judge
+from proxy.cli._check import CheckReport, judge
 from tests.cli.helpers import ECHO_HOOK, RAISING_HOOK, SLEEPING_HOOK, hookjail, hookjail_json, write_config
 
 CONTRACT = {"outcome", "values", "error", "duration_ms", "stdout", "stderr", "run_id", "layers"}

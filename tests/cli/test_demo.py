@@ -17,8 +17,8 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from proxy._demo import claims_for, find_example_config, master_key_lines
 from proxy._errors import ConfigError
+from proxy.cli._demo import claims_for, find_example_config, master_key_lines
 from tests.cli.demo import Demo, dashboard_values, run_demo, sign_in
 from tests.cli.helpers import REPO, free_port, hookjail
 

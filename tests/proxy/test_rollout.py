@@ -21,8 +21,7 @@ from proxy._config import ConfigError
 from proxy._db import CandidateRun, Database, HookVersion, LoginInput, RunRecord, User, normalize_url, utcnow
 from proxy._db._models import Base
 from proxy._login import LoginFailed, LoginService
-from proxy._rollout import purge_expired_inputs
-from proxy._shadow import Shadow, compare
+from proxy.rollout import Shadow, compare, purge_expired_inputs
 from tests.proxy.harness import write_config, write_hook
 from tests.proxy.test_console import environ
 

@@ -26,11 +26,11 @@ from pydantic import ValidationError
 from runner import HookDenied, HookError, HookRunner, HostHandler
 from sdk.testing import SAMPLE_OPENID
 
-from ._config import ProxyConfig
-from ._errors import ConfigError
-from ._hook import runner_options
-from ._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, clip, jsonable, one_line, printable
-from ._values import ValuesInvalid, ValuesRefused, apply_policy, validate_values
+from .._config import ProxyConfig
+from .._errors import ConfigError
+from .._hook import runner_options
+from .._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, clip, jsonable, one_line, printable
+from .._values import ValuesInvalid, ValuesRefused, apply_policy, validate_values
 
 __all__ = (
     "SAMPLE_OPENID",

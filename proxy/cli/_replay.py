@@ -8,8 +8,8 @@ The candidate is a file (``path.py:function``, a package directory too) or a ver
 SHA-256 or a unique prefix of at least 8 hex digits, ``sha256:function`` to name another function), whose
 sources are written to a temporary directory. It runs in the live hook's sandbox with its limits and
 ``hook_settings.candidate_settings`` applied, exactly as the shadow runs of ``hook_settings.candidate`` do:
-judged as a login would judge it (:func:`proxy._evaluate.evaluate`), its host calls answered from the database
-read-only (writes are staged and dropped), and compared field by field (:func:`proxy._shadow.compare`).
+judged as a login would judge it (:func:`proxy.rollout.evaluate`), its host calls answered from the database
+read-only (writes are staged and dropped), and compared field by field (:func:`proxy.rollout.compare`).
 Nothing is written to the database.
 """
 
@@ -37,16 +37,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from runner import HookImportError, SandboxUnavailable
 
-from ._config import HookTarget, ProxyConfig, resolve_reference
-from ._db import Database, HookVersion, normalize_url
-from ._errors import ConfigError
-from ._evaluate import evaluate
-from ._hook import HookService
-from ._login import LoginService, _with_identity
-from ._sessions import SessionCodec
-from ._shadow import compare
-from ._sso import SSOSettings, sso_settings_from_env
-from ._text import clip, one_line
+from .._config import HookTarget, ProxyConfig, resolve_reference
+from .._db import Database, HookVersion, normalize_url
+from .._errors import ConfigError
+from .._hook import HookService
+from .._login import LoginService, _with_identity
+from .._sessions import SessionCodec
+from .._sso import SSOSettings, sso_settings_from_env
+from .._text import clip, one_line
+from ..rollout import compare, evaluate
 
 __all__ = (
     "EXIT_BREAKS",
@@ -110,7 +109,7 @@ class ReplayInput:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """The live decision and the candidate's on one input, and how they differ (:func:`proxy._shadow.compare`)."""
+    """The live decision and the candidate's on one input, and how they differ (:func:`proxy.rollout.compare`)."""
 
     item: ReplayInput
     live_outcome: str

@@ -11,14 +11,14 @@ import anyio
 
 from runner import HookImportError
 
-from ._config import ProxyConfig
-from ._db import Database, utcnow
-from ._errors import ProxyError
-from ._hook import HookService
-from ._login import LoginService
-from ._metrics import Metrics
+from .._config import ProxyConfig
+from .._db import Database, utcnow
+from .._errors import ProxyError
+from .._hook import HookService
+from .._login import LoginService
+from .._metrics import Metrics
+from .._text import one_line
 from ._shadow import Shadow
-from ._text import one_line
 
 __all__ = ("PURGE_INTERVAL", "CandidateUnusable", "purge_expired_inputs", "start_rollout")
 

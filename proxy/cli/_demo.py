@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -65,7 +65,7 @@ def find_example_config(explicit: str | None, cwd: Path, *, checkout: Path | Non
         if not path.is_file():
             raise ConfigError(f"--config: no such file: {explicit}")
         return path.resolve()
-    root = checkout if checkout is not None else Path(__file__).resolve().parents[1]
+    root = checkout if checkout is not None else Path(__file__).resolve().parents[2]
     candidates = (root / _EXAMPLE, cwd / _EXAMPLE)
     for candidate in candidates:
         if candidate.is_file():

@@ -35,13 +35,13 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
-from ._app import create_app, serve_settings
+from .._app import create_app, serve_settings
+from .._config import ProxyConfig, load_config
+from .._errors import ConfigError
+from .._lifecycle import drain_timeout, install_reload_signal
+from .._logging import LogFormat, configure_logging
 from ._bench import BenchOptions, run_bench, unicode_ok
 from ._check import load_openid, run_check
-from ._config import ProxyConfig, load_config
-from ._errors import ConfigError
-from ._lifecycle import drain_timeout, install_reload_signal
-from ._logging import LogFormat, configure_logging
 from ._term import ProgressBar, can_encode
 
 __all__ = ("main", "run")
@@ -165,7 +165,7 @@ def version() -> str:
     except importlib.metadata.PackageNotFoundError:
         pass
     try:
-        with (Path(__file__).resolve().parents[1] / "pyproject.toml").open("rb") as file:
+        with (Path(__file__).resolve().parents[2] / "pyproject.toml").open("rb") as file:
             return str(tomllib.load(file)["project"]["version"])
     except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
         return "unknown"

@@ -3,7 +3,7 @@
 The candidate runs in a worker of its own (its own template and limits, the live hook's sandbox), after the
 login has been decided and answered: it is never on the login's critical path and never changes its result.
 Its host calls read the database and stage writes that are dropped; it creates no session. Its outcome and
-values are judged as a login would judge them (:func:`proxy._evaluate.evaluate`) and compared field by field
+values are judged as a login would judge them (:func:`proxy.rollout.evaluate`) and compared field by field
 with the live decision (:func:`compare`); the comparison is kept in ``candidate_runs`` and counted in the
 metrics.
 
@@ -22,12 +22,12 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from ._db import CandidateRecord, Database, utcnow
+from .._db import CandidateRecord, Database, utcnow
+from .._hook import HookService
+from .._login import LiveDecision, LoginService
+from .._metrics import COMPARED_FIELDS, Metrics
+from .._text import ERROR_LIMIT, clip, one_line, storable
 from ._evaluate import evaluate
-from ._hook import HookService
-from ._login import LiveDecision, LoginService
-from ._metrics import COMPARED_FIELDS, Metrics
-from ._text import ERROR_LIMIT, clip, one_line, storable
 
 __all__ = ("Shadow", "compare")
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from runner import HookDenied, HookError
 
-from ._config import HookSettings
-from ._db import Database
-from ._hook import HookService
-from ._host import LoginHost
-from ._login import LoginService, _email_domain, status_for
-from ._text import jsonable
-from ._values import ValuesInvalid, ValuesRefused, validate_values
+from .._config import HookSettings
+from .._db import Database
+from .._hook import HookService
+from .._host import LoginHost
+from .._login import LoginService, _email_domain, status_for
+from .._text import jsonable
+from .._values import ValuesInvalid, ValuesRefused, validate_values
 
 __all__ = ("Evaluation", "evaluate", "staged_host")
 

@@ -25,12 +25,12 @@ from typing import Any
 
 from runner import HookDenied, HookError, HookRunner
 
+from .._config import ProxyConfig
+from .._hook import runner_options
+from .._outcomes import BENCH_OUTCOMES
+from .._text import ERROR_LIMIT, clip, one_line
 from ._check import SAMPLE_OPENID, empty_host, format_layers, host_description, judge
-from ._config import ProxyConfig
-from ._hook import runner_options
-from ._outcomes import BENCH_OUTCOMES
 from ._term import bar, can_encode
-from ._text import ERROR_LIMIT, clip, one_line
 
 __all__ = (
     "OUTCOMES",

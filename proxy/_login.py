@@ -57,7 +57,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy.exc import IntegrityError
 
@@ -272,19 +272,7 @@ class LoginService:
         openid = _with_identity(openid)
         email = openid.get("email")
         subject = openid.get("id") or email
-        if self.sso.allowed_email_domains:
-            if _email_domain(email) not in self.sso.allowed_email_domains:
-                raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
-            if openid["email_verified"] is False:
-                logger.warning(
-                    "login of %s refused: the identity provider says its email %s is not verified",
-                    one_line(str(subject), 300),
-                    one_line(str(email), 320),
-                )
-                raise LoginFailed(
-                    403, "Your email address is not verified by the identity provider.", outcome="refused"
-                )
-
+        self._check_email(openid)
         attempt = _Attempt(
             run_id=secrets.token_hex(8),
             started_at=utcnow(),
@@ -292,6 +280,7 @@ class LoginService:
             provider=openid.get("provider"),
             email=email[:320] if isinstance(email, str) else None,
         )
+        ran = attempt if self.hook is not None else None  # the run to record: none without a hook
         fallback: str | None = None
         failure: tuple[str, str] | None = None  # (outcome, error) of a hook failure covered by idp_defaults
         staged: StagedWrites | None = None  # what the hook's host calls wrote, committed only with the login
@@ -299,10 +288,8 @@ class LoginService:
             if not subject:
                 raise LoginFailed(401, "The identity provider did not say who you are.", outcome="invalid")
             values = idp_defaults(subject, email)
-            run_id: str | None = None
         else:
-            run_id = attempt.run_id
-            live.openid, live.run_id = openid, run_id
+            live.openid, live.run_id = openid, attempt.run_id
             if self.config.hook_settings.record_inputs:
                 attempt.openid = jsonable(openid)
             with timer.phase("hook"):
@@ -314,15 +301,13 @@ class LoginService:
                 outcome, error, reason = values_or_failure
                 live.outcome = outcome
                 # a denial is the hook's decision, not a failure: never replaced by the IdP defaults
-                if outcome != "denied" and self.config.hook_settings.on_failure == "idp_defaults" and subject:
-                    fallback, failure = "idp_defaults", (outcome, error)
-                    values = idp_defaults(subject, email)
-                    logger.warning("hook run %s failed (%s), using IdP defaults: %s", run_id, outcome, one_line(error))
-                else:
-                    status = status_for(outcome)
-                    with timer.phase("db"):
-                        await self._record(attempt.record(outcome, error=error, http_status=status))
-                    raise LoginFailed(status, reason, outcome=outcome, run_id=run_id)
+                if outcome == "denied" or self.config.hook_settings.on_failure != "idp_defaults" or not subject:
+                    await self._fail(attempt, timer, outcome, reason, error=error)
+                fallback, failure = "idp_defaults", (outcome, error)
+                values = idp_defaults(subject, email)
+                logger.warning(
+                    "hook run %s failed (%s), using IdP defaults: %s", attempt.run_id, outcome, one_line(error)
+                )
 
         try:
             values = self._decide(values, subject)
@@ -330,27 +315,65 @@ class LoginService:
             if live.outcome is None:
                 live.outcome = "refused"
             logger.warning(
-                "login of %s refused (run %s): %s", one_line(subject or "?", 300), run_id, one_line(exc.message)
+                "login of %s refused (run %s): %s",
+                one_line(subject or "?", 300),
+                (ran.run_id if ran is not None else None),
+                one_line(exc.message),
             )
-            if run_id is not None:
-                with timer.phase("db"):
-                    await self._record(
-                        attempt.record(
-                            "refused",
-                            error=exc.message,
-                            fallback=fallback,
-                            # a user id refused as someone else's (PROXY_ADMIN_ID) is not this run's user
-                            user_id=None if exc.field == "user_id" else values.user_id,
-                            http_status=403,
-                        )
-                    )
             reason = (
                 "This admin UI is limited to proxy admins."
                 if exc.field == "ui_access_mode"
                 else f"Login refused by policy ({one_line(exc.field, 80)})."
             )
-            raise LoginFailed(403, reason, outcome="refused", run_id=run_id) from None
+            # a user id refused as someone else's (PROXY_ADMIN_ID) is not this run's user
+            user_id = None if exc.field == "user_id" else values.user_id
+            await self._fail(ran, timer, "refused", reason, error=exc.message, fallback=fallback, user_id=user_id)
+        if failure is None:
+            live.outcome, live.values = "ok", values.model_dump()
+        return await self._save(
+            openid, values, attempt, ran, timer, live, staged=staged, fallback=fallback, failure=failure
+        )
 
+    def _check_email(self, openid: dict[str, Any]) -> None:
+        """Step 1: ``ALLOWED_EMAIL_DOMAINS`` on the identity provider's email, before the hook runs."""
+        if not self.sso.allowed_email_domains:
+            return
+        email = openid.get("email")
+        if _email_domain(email) not in self.sso.allowed_email_domains:
+            raise LoginFailed(403, "Your email domain is not allowed to sign in here.", outcome="refused")
+        if openid["email_verified"] is False:
+            logger.warning(
+                "login of %s refused: the identity provider says its email %s is not verified",
+                one_line(str(openid.get("id") or email), 300),
+                one_line(str(email), 320),
+            )
+            raise LoginFailed(403, "Your email address is not verified by the identity provider.", outcome="refused")
+
+    async def _fail(
+        self, ran: _Attempt | None, timer: PhaseTimer, outcome: str, reason: str, **fields: Any
+    ) -> NoReturn:
+        """Record the failed run (when the hook ran: ``ran``) with this outcome, then fail the login."""
+        status = status_for(outcome)
+        if ran is not None:
+            with timer.phase("db"):
+                await self._record(ran.record(outcome, http_status=status, **fields))
+        raise LoginFailed(status, reason, outcome=outcome, run_id=ran.run_id if ran is not None else None) from None
+
+    async def _save(
+        self,
+        openid: dict[str, Any],
+        values: UserValues,
+        attempt: _Attempt,
+        ran: _Attempt | None,
+        timer: PhaseTimer,
+        live: LiveDecision,
+        *,
+        staged: StagedWrites | None,
+        fallback: str | None,
+        failure: tuple[str, str] | None,
+    ) -> LoginGranted:
+        """Step 6 and the write: the user, the run and the session in one transaction (the identity binding
+        checked in it); a failure records only the run."""
         now = utcnow()
         session_id = self.sessions.new_session_id()
         token, expires_at = self.sessions.issue(session_id=session_id, user_id=values.user_id, now=now)
@@ -367,8 +390,6 @@ class LoginService:
             idp_issuer=openid["issuer"],
             idp_subject=openid["subject"],
         )
-        if failure is None:
-            live.outcome, live.values = "ok", values.model_dump()
         run = attempt.record(
             "ok" if failure is None else failure[0],
             error=None if failure is None else failure[1],
@@ -377,6 +398,7 @@ class LoginService:
             http_status=303,
             decided=values.model_dump(),
         )
+        run_id = ran.run_id if ran is not None else None
         try:
             with timer.phase("db"):
                 await self.database.complete_login(login, run, staged)
@@ -385,27 +407,26 @@ class LoginService:
                 live.outcome, live.values = "refused", None
             logger.warning(
                 "login of %s (run %s) refused: user %s is bound to another identity-provider account than %s %s",
-                one_line(subject or "?", 300),
+                one_line(attempt.subject or "?", 300),
                 run_id,
                 one_line(values.user_id, 300),
                 one_line(str(openid["issuer"]), 300),
                 one_line(str(openid["subject"]), 300),
             )
-            if run_id is not None:
-                with timer.phase("db"):
-                    await self._record(
-                        attempt.record(
-                            "refused",
-                            error=(
-                                f"user_id: {values.user_id!r} is bound to another identity-provider account "
-                                f"than this login's (subject {openid['subject']!r})"
-                            ),
-                            fallback=fallback,
-                            user_id=None,  # someone else's user id: not recorded as this run's user
-                            http_status=403,
-                        )
-                    )
-            raise LoginFailed(403, "Login refused by policy (user_id).", outcome="refused", run_id=run_id) from None
+            error = (
+                f"user_id: {values.user_id!r} is bound to another identity-provider account "
+                f"than this login's (subject {openid['subject']!r})"
+            )
+            # someone else's user id: not recorded as this run's user
+            await self._fail(
+                ran,
+                timer,
+                "refused",
+                "Login refused by policy (user_id).",
+                error=error,
+                fallback=fallback,
+                user_id=None,
+            )
         except IntegrityError as exc:
             # e.g. a user the hook created was created meanwhile by another login or the management API
             logger.warning(
@@ -414,32 +435,25 @@ class LoginService:
                 run_id,
                 one_line(str(exc)),
             )
-            if run_id is not None:
-                with timer.phase("db"):
-                    await self._record(
-                        attempt.record(
-                            "conflict",
-                            error="the hook's writes conflict with a concurrent change",
-                            user_id=values.user_id,
-                            http_status=409,
-                        )
-                    )
-            raise LoginFailed(
-                409, "Your login conflicted with a concurrent change; try again.", outcome="conflict", run_id=run_id
-            ) from None
+            await self._fail(
+                ran,
+                timer,
+                "conflict",
+                _outcomes.reason_for("conflict"),
+                error="the hook's writes conflict with a concurrent change",
+                user_id=values.user_id,
+            )
         except Exception:
             self.metrics.database_error("login")
             logger.exception("could not save the login of %s (run %s)", one_line(values.user_id, 300), run_id)
-            if run_id is not None:
-                with timer.phase("db"):
-                    await self._record(
-                        attempt.record(
-                            "database", error="the login could not be saved", user_id=values.user_id, http_status=503
-                        )
-                    )
-            raise LoginFailed(
-                503, "The proxy could not save your login; try again.", outcome="database", run_id=run_id
-            ) from None
+            await self._fail(
+                ran,
+                timer,
+                "database",
+                _outcomes.reason_for("database"),
+                error="the login could not be saved",
+                user_id=values.user_id,
+            )
         return LoginGranted(token=token, expires_at=expires_at, values=values, run_id=run_id, fallback=fallback)
 
     async def _run_hook(self, openid: dict[str, Any], attempt: _Attempt) -> UserValues | tuple[str, str, str]:

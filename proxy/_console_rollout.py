@@ -51,6 +51,9 @@ __all__ = (
 MAX_CANDIDATE_RUNS = 200
 #: The most lines a version diff shows (the rest is cut, and the page says so).
 MAX_DIFF_LINES = 5000
+#: The most source lines (both versions together) the diff page compares: difflib's matching can take time
+#: quadratic in them, on the proxy's own CPU.
+MAX_DIFFED_LINES = 10_000
 #: The longest value of a field shown in a diff cell.
 MAX_VALUE_CHARS = 500
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -320,6 +323,13 @@ def rollout_routes(router: APIRouter, *, admin: Admin, render: Render) -> None:
         render: a console page (template name, user, ``status``, context).
     """
 
+    diffing: list[anyio.CapacityLimiter] = []  # one diff at a time per proxy, whoever asks
+
+    def diff_limiter() -> anyio.CapacityLimiter:
+        if not diffing:  # made on first use, in the app's event loop
+            diffing.append(anyio.CapacityLimiter(1))
+        return diffing[0]
+
     @router.get("/ui/candidate")
     async def candidate_page(request: Request) -> Response:
         user = await admin(request)
@@ -414,9 +424,12 @@ def rollout_routes(router: APIRouter, *, admin: Admin, render: Render) -> None:
         missing = [version for version in found if version.sources is None]
         lines: list[DiffLine] = []
         cut = False
-        if not missing:
+        total = sum(text.count("\n") + 1 for version in found for text in (version.sources or {}).values())
+        too_large = total if total > MAX_DIFFED_LINES else 0
+        if not missing and not too_large:
             lines, cut = await anyio.to_thread.run_sync(
-                lambda: source_diff(old.sources or {}, new.sources or {}, short(old.sha256), short(new.sha256))
+                lambda: source_diff(old.sources or {}, new.sources or {}, short(old.sha256), short(new.sha256)),
+                limiter=diff_limiter(),
             )
         return render(
             "diff.html",
@@ -427,6 +440,8 @@ def rollout_routes(router: APIRouter, *, admin: Admin, render: Render) -> None:
             missing=missing,
             lines=lines,
             cut=cut,
+            too_large=too_large,
+            max_diffed=MAX_DIFFED_LINES,
             max_lines=MAX_DIFF_LINES,
             **context,
         )

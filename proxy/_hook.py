@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from runner import (
     Limits,
     Sandbox,
     hook_fingerprint,
+    hook_source_files,
 )
 from sdk._worker import ADAPTER
 
@@ -48,6 +51,7 @@ def runner_options(
     allow_weak_sandbox: bool = False,
     target: HookTarget | None = None,
     settings: HookSettings | None = None,
+    nice: int = 0,
 ) -> tuple[HookSpec, Limits, Sandbox]:
     """The runner's options for the configured hook (``config.hook`` must be set), or for ``target`` run with
     ``settings`` (the candidate) in the same sandbox."""
@@ -62,6 +66,7 @@ def runner_options(
         max_concurrency=settings.max_concurrency,
         max_host_calls=settings.max_host_calls,
         max_host_reply_bytes=settings.max_host_reply_kb * 1024,
+        nice=nice,
     )
     sandbox = Sandbox(
         network=settings.network == "allow",
@@ -80,9 +85,10 @@ class HookSource:
 
     Attributes:
         file: the hook's file name (``custom_sso.py``), or its package's name and a slash (``my_hook/``).
-        sha256: hex SHA-256 of its source: the file's bytes; for a package, the bytes of its ``.py`` files
-            one after the other, sorted by their path inside the package (``cat $(find pkg -name '*.py' |
-            sort) | sha256sum``). Empty when the source could not be read.
+        sha256: hex SHA-256 of its source: for a module, of the file's bytes (``sha256sum custom_sso.py``);
+            for a package, of a record naming each source file the template reads (its path inside the
+            package, its length, its bytes), in the template's order. Empty when the source could not be read
+            (a file that is not a regular file, or more than 64 MiB in all).
         loaded_at: when this version was imported (start-up or reload).
     """
 
@@ -99,34 +105,80 @@ class HookSource:
         return self.sha256[:12]
 
 
+#: The candidate's workers' niceness (the live hook's are 0).
+CANDIDATE_NICE = 19
+
 #: The most source text a kept version holds (a larger hook is kept without its source).
 MAX_KEPT_SOURCE = 1024 * 1024
 
 
+#: The most bytes of source hashed; a larger hook gets no SHA-256 (and keeps no source).
+MAX_HASHED_SOURCE = 64 * 1024 * 1024
+#: Prefix of a package's hashed record, so that no module's bytes hash like a package.
+_PACKAGE_RECORD = b"hookjail package v1\0"
+
+
+class _Unreadable(Exception):
+    """A source file that is not a regular file of the package, or the sources are too large to hash."""
+
+
+def _read_regular(file: str, budget: int) -> bytes:
+    """The bytes of ``file`` if it is a regular file (a symlink, device or FIFO is refused without reading it),
+    at most ``budget`` of them."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Unreadable(file) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Unreadable(file)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > budget:
+                raise _Unreadable(file)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def hook_source(path: Path) -> HookSource:
-    """Describe the hook at ``path`` (a module file or a package directory) as it is on disk now."""
-    digest = hashlib.sha256()
+    """Describe the hook at ``path`` (a module file or a package directory) as it is on disk now.
+
+    Reads exactly the files the worker template compiles (:func:`runner.hook_source_files`), each only if it is
+    a regular file (never through a symlink), at most :data:`MAX_HASHED_SOURCE` bytes in all: the proxy reads
+    them unconfined, so a link in the package to a secret or a device is refused, not read. Such a hook gets no
+    SHA-256 and keeps no source.
+    """
     files: dict[str, bytes] = {}
     try:
-        if path.is_dir():
-            for file in sorted(path.rglob("*.py"), key=lambda f: f.relative_to(path).as_posix()):
-                files[file.relative_to(path).as_posix()] = file.read_bytes()
-        else:
-            files[path.name] = path.read_bytes()
-        for data in files.values():
+        budget = MAX_HASHED_SOURCE
+        for file in hook_source_files(str(path)):
+            data = _read_regular(file, budget)
+            budget -= len(data)
+            files[Path(file).relative_to(path).as_posix() if path.is_dir() else path.name] = data
+    except (_Unreadable, OSError, ValueError):
+        return HookSource(file=_shown_name(path), sha256="", loaded_at=utcnow())
+    if path.is_dir():
+        digest = hashlib.sha256(_PACKAGE_RECORD)
+        for name, data in files.items():
+            digest.update(b"%s\0%d\0" % (name.encode("utf-8", "surrogateescape"), len(data)))
             digest.update(data)
-        sha256 = digest.hexdigest()
-    except OSError:
-        sha256 = ""
+    else:
+        digest = hashlib.sha256(files[path.name])
     sources: dict[str, str] | None = None
-    if sha256 and sum(len(data) for data in files.values()) <= MAX_KEPT_SOURCE:
+    if sum(len(data) for data in files.values()) <= MAX_KEPT_SOURCE:
         try:
             sources = {name: data.decode("utf-8") for name, data in files.items()}
         except UnicodeDecodeError:
             sources = None
-    return HookSource(
-        file=f"{path.name}/" if path.is_dir() else path.name, sha256=sha256, loaded_at=utcnow(), sources=sources
-    )
+    return HookSource(file=_shown_name(path), sha256=digest.hexdigest(), loaded_at=utcnow(), sources=sources)
+
+
+def _shown_name(path: Path) -> str:
+    return f"{path.name}/" if path.is_dir() else path.name
 
 
 class HookService:
@@ -144,7 +196,12 @@ class HookService:
         self.target = target
         self.settings = config.hook_settings.for_candidate() if candidate else config.hook_settings
         self.spec, self.limits, self.sandbox = runner_options(
-            config, allow_weak_sandbox=allow_weak_sandbox, target=target, settings=self.settings
+            config,
+            allow_weak_sandbox=allow_weak_sandbox,
+            target=target,
+            settings=self.settings,
+            # a candidate runs on the CPU the live logins leave: it must never slow them
+            nice=CANDIDATE_NICE if candidate else 0,
         )
         self.runner = HookRunner(self.spec, self.limits, self.sandbox)
         #: what loaded the current version: ``start``, ``reload``, ``sighup`` (``candidate`` for a candidate)

@@ -87,6 +87,7 @@ from . import _config
 from ._config import ProxyConfig
 from ._errors import ConfigError
 from ._hook import HookService, runner_options
+from ._outcomes import reason_for, status_for
 from ._text import ERROR_LIMIT, STREAM_LIMIT, clip, one_line
 from ._values import UserValues, ValuesInvalid, ValuesRefused, apply_policy, idp_defaults, validate_values
 
@@ -112,34 +113,11 @@ _OWN_KEYS: Final = ("handler", "run_log")
 
 logger = logging.getLogger("LiteLLM Proxy")  # LiteLLM's verbose_proxy_logger
 
-#: hookjail's HTTP status and the user's short reason for each failed outcome (``proxy._login``'s table).
-_STATUS: Final = {
-    "timeout": 504,
-    "limit": 502,
-    "crashed": 502,
-    "raised": 502,
-    "protocol": 502,
-    "output": 502,
-    "import_error": 503,
-    "sandbox": 503,
-    "error": 502,
-    "invalid": 403,
-    "refused": 403,
-    "denied": 403,
-}
-_REASONS: Final = {
-    "timeout": "The login hook took too long to answer.",
-    "limit": "The login hook went over its resource limits.",
-    "crashed": "The login hook crashed.",
-    "raised": "The login hook failed with an error.",
-    "protocol": "The login hook sent a malformed answer.",
-    "output": "The login hook returned something that is not plain data.",
-    "import_error": "The login hook is not available.",
-    "sandbox": "The login hook's sandbox is not available.",
-    "error": "The login hook failed.",
+#: The adapter's words for values hookjail refused (the field at fault follows); other outcomes' reasons and
+#: statuses are hookjail's own (:mod:`proxy._outcomes`).
+_JUDGED: Final = {
     "invalid": "The login hook returned invalid values",
     "refused": "The login hook's values break the operator's policy",
-    "denied": "The login hook refused this login.",
 }
 #: The OpenID fields a handler receives (fastapi-sso's ``OpenID``).
 _OPENID_FIELDS: Final = ("id", "email", "first_name", "last_name", "display_name", "picture", "provider")
@@ -704,12 +682,12 @@ class Adapter:
         """LiteLLM's ``ProxyException`` for a failed login: hookjail's status and short reason, and the run id."""
         types = _litellm("litellm.proxy._types")
         if run.outcome == "denied":
-            reason = one_line(run.error or "", 300).strip() or _REASONS["denied"]
-        elif run.outcome in ("invalid", "refused"):
-            reason = f"{_REASONS[run.outcome]} ({one_line((run.error or '').split(':')[0], 80)})."
+            reason = one_line(run.error or "", 300).strip() or reason_for("denied")
+        elif run.outcome in _JUDGED:
+            reason = f"{_JUDGED[run.outcome]} ({one_line((run.error or '').split(':')[0], 80)})."
         else:
-            reason = _REASONS.get(run.outcome, _REASONS["error"])
-        status = _STATUS.get(run.outcome, 502)
+            reason = reason_for(run.outcome)
+        status = status_for(run.outcome)
         error: Exception = types.ProxyException(
             message=f"{reason} (hookjail run id {run.run_id})",
             type="auth_error",

@@ -17,6 +17,7 @@ from ._errors import HookProtocolError as HookProtocolError
 from ._errors import HookRaised as HookRaised
 from ._errors import HookTimeout as HookTimeout
 from ._errors import SandboxUnavailable as SandboxUnavailable
+from ._hookcode import hook_source_files as hook_source_files
 from ._hostcall import HostCallError as HostCallError
 from ._hostcall import host_call as host_call
 from ._identity import DEFAULT_WORKER_UID as DEFAULT_WORKER_UID
@@ -53,6 +54,7 @@ __all__ = (
     "Sandbox",
     "SandboxUnavailable",
     "hook_fingerprint",
+    "hook_source_files",
     "host_call",
     "in_worker",
 )

@@ -68,7 +68,10 @@ class HookCode:
     imports: tuple[str, ...]
 
 
-def _sources(path: str) -> list[str]:
+def hook_source_files(path: str) -> list[str]:
+    """The hook's source files, in the order the template reads them: ``path`` itself for a module; for a
+    package every ``.py`` file under it, directories sorted, skipping ``__pycache__`` and hidden directories
+    (symlinked directories are not followed)."""
     if not os.path.isdir(path):
         return [path]
     found = []
@@ -113,7 +116,7 @@ def compile_hook(path: str) -> HookCode:
         raise HookRejected(f"{os.path.basename(path)!r} is not an importable Python module name")
     codes: dict[str, CodeType] = {}
     imports: list[str] = []
-    for source_path in _sources(path):
+    for source_path in hook_source_files(path):
         with open(source_path, "rb") as file:
             source = file.read()
         tree = ast.parse(source, filename=source_path)

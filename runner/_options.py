@@ -53,6 +53,8 @@ class Limits:
             ``max_threads * max_concurrency`` tasks (RLIMIT_NPROC, counted in the worker's user namespace),
             so that no hook can run the host out of process ids.
         import_timeout: seconds the worker template may take to import the hook.
+        nice: the worker's scheduling niceness, 0 (as the proxy) to 19 (only the CPU nobody else wants): a
+            hook of lower priority (a candidate in the shadow of logins) cannot take CPU from the live one.
     """
 
     timeout: float = 5.0
@@ -68,8 +70,11 @@ class Limits:
     prefork: int = 2
     max_threads: int = 32
     import_timeout: float = 30.0
+    nice: int = 0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.nice, int) and 0 <= self.nice <= 19):
+            raise ValueError(f"nice must be an integer from 0 to 19, got {self.nice!r}")
         for name in ("timeout", "cpu_seconds", "import_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):

@@ -42,6 +42,7 @@ class Configure(msgspec.Struct, tag="configure", frozen=True):
     libraries: dict[str, str] = {}
     trusted_paths: tuple[str, ...] = ()
     max_tasks: int = 0
+    nice: int = 0
 
 
 class Spawn(msgspec.Struct, tag="spawn", frozen=True):

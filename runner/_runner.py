@@ -227,6 +227,7 @@ class HookRunner:
             libraries=_libraries() if self.sandbox.enabled else {},
             trusted_paths=(*_python_paths(), _RUNNER_DIR, _SDK_DIR),
             max_tasks=self.limits.max_threads * self.limits.max_concurrency + _TEMPLATE_TASKS,
+            nice=self.limits.nice,
         )
 
     async def _new_template(self) -> Template:

@@ -267,6 +267,8 @@ def main(control_fd: int, parent_pid: int) -> None:
     # When memory runs out, the kernel is to kill a worker (inherited by every child), never the proxy.
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as oom:
         oom.write("1000")
+    if first.nice:  # inherited by every call's child; lowering it again needs CAP_SYS_NICE on the host
+        os.setpriority(os.PRIO_PROCESS, 0, first.nice)
     tasks_fd = os.open("/proc/self/task", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         _apply_template_limits(first)

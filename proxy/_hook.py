@@ -107,6 +107,7 @@ class HookSource:
 
 #: The candidate's workers' niceness (the live hook's are 0).
 CANDIDATE_NICE = 19
+LIVE_NICE = 5
 
 #: The most source text a kept version holds (a larger hook is kept without its source).
 MAX_KEPT_SOURCE = 1024 * 1024
@@ -201,7 +202,7 @@ class HookService:
             target=target,
             settings=self.settings,
             # a candidate runs on the CPU the live logins leave: it must never slow them
-            nice=CANDIDATE_NICE if candidate else 0,
+            nice=CANDIDATE_NICE if candidate else LIVE_NICE,
         )
         self.runner = HookRunner(self.spec, self.limits, self.sandbox)
         #: what loaded the current version: ``start``, ``reload``, ``sighup`` (``candidate`` for a candidate)

@@ -268,3 +268,25 @@ async def test_cant_hold_the_event_loop_by_flooding_the_channel(write_hook: Call
     )
     with pytest.raises(HookProtocolError, match="unexpected started frame"):
         await _call(spec, Limits(timeout=10))
+
+
+async def test_cant_raise_its_own_cpu_priority_above_limits_nice(write_hook: Callable[..., HookSpec]) -> None:
+    """Limits.nice is the worker's niceness (the proxy's event loop wins the CPU against spinning hooks); the
+    hook cannot lower it again: the kernel wants CAP_SYS_NICE on the host for that."""
+    spec = write_hook(
+        """
+        import errno, os
+        def handler(info):
+            before = os.getpriority(os.PRIO_PROCESS, 0)
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, 0)
+                raised = "raised"
+            except OSError as exc:
+                raised = errno.errorcode[exc.errno]
+            return {"nice": before, "raise": raised, "after": os.getpriority(os.PRIO_PROCESS, 0)}
+        """
+    )
+    assert await _call(spec, Limits(nice=7)) == {"nice": 7, "raise": "EACCES", "after": 7}
+    assert (await _call(spec, Limits()))["nice"] == 0
+    with pytest.raises(ValueError, match="nice"):
+        Limits(nice=20)

@@ -368,17 +368,12 @@ _BLOCKS: dict[tuple[str, ...], dict[str, str]] = {
 _Problem = tuple[str | None, str]
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ProxyConfig:
-    """Read, resolve and validate config.yaml.
-
-    Args:
-        path: the config file.
-        environ: where ``os.environ/NAME`` references are looked up (default: ``os.environ``).
+def read_config_file(path: str | os.PathLike[str]) -> tuple[Path, dict[Any, Any]]:
+    """The config file's absolute path and its YAML mapping (an empty file is an empty mapping).
 
     Raises:
-        ConfigError: naming every offending key path.
+        ConfigError: the file cannot be read, is not YAML, or its top level is not a mapping.
     """
-    env = os.environ if environ is None else environ
     config_path = Path(path).resolve()
     try:
         raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -390,7 +385,21 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{config_path.name}: the top level must be a mapping, got {type(raw).__name__}")
+    return config_path, raw
 
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> ProxyConfig:
+    """Read, resolve and validate config.yaml.
+
+    Args:
+        path: the config file.
+        environ: where ``os.environ/NAME`` references are looked up (default: ``os.environ``).
+
+    Raises:
+        ConfigError: naming every offending key path.
+    """
+    env = os.environ if environ is None else environ
+    config_path, raw = read_config_file(path)
     ignored = _ignored_keys(raw)
     problems = _near_misses(raw)
     used: dict[str, Any] = {}

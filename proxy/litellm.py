@@ -63,13 +63,12 @@ from types import ModuleType
 from typing import Any, Final
 from urllib.parse import urlencode
 
-import yaml
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
 from starlette.requests import Request
 
 from runner import HookDenied, HookError, HookRunner
-from sdk._hostapi import (
+from sdk.contract import (
     AddMemberArgs,
     Conflict,
     HostUnavailable,
@@ -181,17 +180,7 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         ConfigError: naming every offending key path.
     """
     env = os.environ if environ is None else environ
-    config_path = Path(path).resolve()
-    try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {config_path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{config_path.name}: not valid YAML: {exc}") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{config_path.name}: the top level must be a mapping, got {type(raw).__name__}")
+    config_path, raw = _config.read_config_file(path)
 
     # hookjail's near-miss rule, on the top level only: general_settings is LiteLLM's (custom_sso is ours).
     problems: list[tuple[str | None, str]] = _config._near_misses_in(raw, (), _config.LITELLM_TOP_LEVEL_KEYS)

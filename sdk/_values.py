@@ -8,14 +8,32 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._types import RoleName
 
-__all__ = ("DURATION_PATTERN", "MAX_ID_LENGTH", "MAX_MODELS", "UserValues", "ValuesInvalid", "validate_values")
+__all__ = (
+    "DURATION_PATTERN",
+    "MAX_ID_LENGTH",
+    "MAX_MODELS",
+    "BudgetDuration",
+    "UserValues",
+    "ValuesInvalid",
+    "validate_values",
+)
 
 #: A budget duration: a number then ``s``, ``m``, ``h``, ``d`` or ``mo`` (``30s``, ``1h``, ``30d``, ``1mo``).
 DURATION_PATTERN = re.compile(r"^[1-9][0-9]{0,5}(s|m|h|d|mo)$")
+
+
+def _check_duration(value: str) -> str:
+    if not DURATION_PATTERN.fullmatch(value):
+        raise ValueError("must look like 30s, 30m, 1h, 1d, 30d or 1mo")
+    return value
+
+
+#: A budget period as LiteLLM writes it (``30s``, ``30m``, ``1h``, ``1d``, ``30d``, ``1mo``).
+BudgetDuration = Annotated[str, AfterValidator(_check_duration)]
 
 MAX_ID_LENGTH = 256
 MAX_MODELS = 1000
@@ -50,20 +68,13 @@ class UserValues(BaseModel):
     user_email: Annotated[str, Field(max_length=320)] | None
     user_role: RoleName
     max_budget: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
-    budget_duration: str | None
+    budget_duration: BudgetDuration | None
 
     @field_validator("user_id")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
-        return value
-
-    @field_validator("budget_duration")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION_PATTERN.fullmatch(value):
-            raise ValueError("must look like 30s, 30m, 1h, 1d, 30d or 1mo")
         return value
 
 

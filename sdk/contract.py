@@ -55,7 +55,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from runner import HostCallError
 
 from ._types import RoleName
-from ._values import DURATION_PATTERN, MAX_ID_LENGTH, MAX_MODELS
+from ._values import MAX_ID_LENGTH, MAX_MODELS, BudgetDuration
 
 __all__ = (
     "ADAPTER",
@@ -253,16 +253,9 @@ class NewUserArgs(_Wire):
     user_role: RoleName | None = None
     models: Annotated[list[_Id], Field(max_length=MAX_MODELS)] = Field(default_factory=list)
     max_budget: Budget | None = None
-    budget_duration: str | None = None
+    budget_duration: BudgetDuration | None = None
     teams: Annotated[list[_Id], Field(max_length=MAX_TEAMS)] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("budget_duration")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION_PATTERN.fullmatch(value):
-            raise ValueError("must look like 30s, 30m, 1h, 1d, 30d or 1mo")
-        return value
 
 
 class MemberArgs(_Wire):

@@ -46,8 +46,6 @@ from ._term import ProgressBar, can_encode
 
 __all__ = ("main", "run")
 
-SUBCOMMANDS = ("serve", "check", "bench", "demo", "replay")
-
 #: The usage of ``hookjail`` (and ``hookjail serve``): every command at a glance.
 USAGE = """hookjail [serve] --config PATH [options]
        hookjail check --config PATH [options]

@@ -200,10 +200,14 @@ class Database:
         statement, so it does not stretch while the loop is busy, and writers queue here rather than in
         SQLite's busy handler, which sleeps in steps of up to 100 ms.
         """
-        if self._writer is not None:
-            return await self._writer.run(work)
-        async with self._sessions.begin() as session:
-            return await session.run_sync(work)
+        try:
+            if self._writer is not None:
+                return await self._writer.run(work)
+            async with self._sessions.begin() as session:
+                return await session.run_sync(work)
+        except Exception:
+            self._last_ping = None  # fresher news than the last ping: the next health check pings again
+            raise
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration (run at start; a no-op when already there)."""
@@ -231,13 +235,14 @@ class Database:
     async def recently_pinged(self, max_age: float = HEALTH_MAX_AGE) -> bool:
         """Whether the database answered a ping at most ``max_age`` seconds ago, pinging it if no ping is that
         recent; callers arriving together share one ping. ``/health`` uses it: a load balancer polling every
-        few milliseconds costs one query per ``max_age``, not one per poll."""
+        few milliseconds costs one query per ``max_age``, not one per poll. Only an answer is remembered: after a
+        failed ping, or a write that failed since the last ping, the next call pings again."""
         last = self._last_ping
-        if last is not None and anyio.current_time() - last[0] < max_age:
-            return last[1]
+        if last is not None and last[1] and anyio.current_time() - last[0] < max_age:
+            return True
         async with self._ping_lock:
             last = self._last_ping
-            if last is None or anyio.current_time() - last[0] >= max_age:
+            if last is None or not last[1] or anyio.current_time() - last[0] >= max_age:
                 answered = await self.ping()
                 last = self._last_ping = (anyio.current_time(), answered)
         return last[1]

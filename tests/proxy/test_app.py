@@ -322,6 +322,12 @@ def test_hook_source_hashes_a_file_and_a_package(tmp_path: Path) -> None:
     (package / "notes.txt").write_text("not source\n")
     described = hook_source(package)
     assert described.file == "my_hook/"
-    # __init__.py, rules.py, sub/a.py: sorted by their path in the package
-    expected = hashlib.sha256(b"from .rules import handler\n" + b"def handler(user): ...\n" + b"A = 1\n")
+    # __init__.py, rules.py, then sub/a.py (the template's order): each file's path, length and bytes
+    expected = hashlib.sha256(b"hookjail package v1\0")
+    for name, data in (
+        ("__init__.py", b"from .rules import handler\n"),
+        ("rules.py", b"def handler(user): ...\n"),
+        ("sub/a.py", b"A = 1\n"),
+    ):
+        expected.update(b"%s\0%d\0%s" % (name.encode(), len(data), data))
     assert described.sha256 == expected.hexdigest()

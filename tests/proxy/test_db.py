@@ -195,3 +195,21 @@ async def test_health_pings_are_shared_and_at_most_max_age_old(database: Databas
     assert len(pings) == 1  # twenty-one callers, one ping
     assert await database.recently_pinged(0.0)
     assert len(pings) == 2  # a ping older than max_age is done again
+
+
+async def test_a_failed_write_makes_the_next_health_check_ping_again(database: Database) -> None:
+    pings: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.strip().upper() == "SELECT 1":
+            pings.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    await database.record_run(run("r1"))
+    assert await database.recently_pinged(60.0)
+    assert await database.recently_pinged(60.0)
+    assert len(pings) == 1
+    with pytest.raises(Exception):  # the duplicate run id fails the write: fresher news than the last ping
+        await database.record_run(run("r1"))
+    assert await database.recently_pinged(60.0)
+    assert len(pings) == 2

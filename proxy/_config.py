@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from runner import DEFAULT_WORKER_UID
-from sdk._types import RoleName
+from sdk.contract import RoleName
 
 from ._errors import ConfigError
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sdk._hostapi import (
+from sdk.contract import (
     DEFAULT_MEMBER_ROLE,
     DEFAULT_USER_ROLE,
     AddMemberArgs,

@@ -33,7 +33,7 @@ from runner import (
     hook_fingerprint,
     hook_source_files,
 )
-from sdk._worker import ADAPTER
+from sdk.contract import ADAPTER
 
 from ._config import HookSettings, HookTarget, ProxyConfig
 from ._db import VersionRecord, utcnow

@@ -50,8 +50,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
-from sdk._values import MAX_ID_LENGTH, MAX_MODELS
 from sdk.contract import (
+    MAX_ID_LENGTH,
+    MAX_MODELS,
     Budget,
     Conflict,
     Invalid,

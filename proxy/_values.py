@@ -16,8 +16,8 @@ from collections.abc import Set
 from typing import Any
 
 # The validation itself is the SDK's, so that hook authors' tests (sdk.testing) give the proxy's verdict.
-from sdk._values import DURATION_PATTERN, UserValues, ValuesInvalid
-from sdk._values import validate_values as _sdk_validate_values
+from sdk.contract import DURATION_PATTERN, UserValues, ValuesInvalid
+from sdk.contract import validate_values as _sdk_validate_values
 
 from ._config import HookPolicy
 from ._errors import ProxyError

@@ -55,21 +55,33 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from runner import HostCallError
 
 from ._types import RoleName
-from ._values import MAX_ID_LENGTH, MAX_MODELS, BudgetDuration
+from ._values import (
+    DURATION_PATTERN,
+    MAX_ID_LENGTH,
+    MAX_MODELS,
+    BudgetDuration,
+    UserValues,
+    ValuesInvalid,
+    validate_values,
+)
 
 __all__ = (
     "ADAPTER",
     "ARGS_MODELS",
     "DEFAULT_MEMBER_ROLE",
     "DEFAULT_USER_ROLE",
+    "DURATION_PATTERN",
     "ERROR_CODES",
     "ERROR_TYPES",
+    "MAX_ID_LENGTH",
     "MAX_MEMBERS",
+    "MAX_MODELS",
     "MAX_TEAMS",
     "METHODS",
     "RESULT_MODELS",
     "AddMemberArgs",
     "Budget",
+    "BudgetDuration",
     "Conflict",
     "HostUnavailable",
     "Invalid",
@@ -82,6 +94,7 @@ __all__ = (
     "RequestEmail",
     "RequestId",
     "RequestText",
+    "RoleName",
     "TeamAddMemberResponse",
     "TeamInfoArgs",
     "TeamInfoResponse",
@@ -93,6 +106,8 @@ __all__ = (
     "UserInfoArgs",
     "UserInfoResponse",
     "UserRecord",
+    "UserValues",
+    "ValuesInvalid",
     "check_granted",
     "dump_result",
     "email_address",
@@ -100,6 +115,7 @@ __all__ = (
     "first_error",
     "parse_args",
     "plain_text",
+    "validate_values",
 )
 
 #: The runner's ``HookSpec.adapter`` for SSO hooks: run inside the worker on the call's argument (the plain

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from runner import DEFAULT_WORKER_UID
+from runner import DEFAULT_WORKER_UID, Limits
 from sdk.contract import RoleName
 
 from ._errors import ConfigError
@@ -49,6 +49,10 @@ ENV_PREFIX = "os.environ/"
 
 HostCallName = Literal["user_info", "new_user", "add_new_member", "team_info"]
 PositiveSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+#: The runner's own defaults: ``hook_settings`` left out of config.yaml are these (one place for each number).
+RUNNER_DEFAULTS = Limits()
 
 
 class _Strict(BaseModel):
@@ -94,18 +98,18 @@ class HookSettings(_Strict):
     """hookjail's own block: how the hook runs (maps 1:1 onto the runner's ``Limits`` and ``Sandbox``), and how
     a new version is tried out (``candidate``, ``record_inputs``)."""
 
-    timeout: PositiveSeconds = 5.0
-    memory_mb: Annotated[int, Field(gt=0)] = 256
-    cpu_seconds: PositiveSeconds = 2.0
-    max_concurrency: Annotated[int, Field(gt=0)] = 8
+    timeout: PositiveSeconds = RUNNER_DEFAULTS.timeout
+    memory_mb: Annotated[int, Field(gt=0)] = RUNNER_DEFAULTS.memory_mb
+    cpu_seconds: PositiveSeconds = RUNNER_DEFAULTS.cpu_seconds
+    max_concurrency: Annotated[int, Field(gt=0)] = RUNNER_DEFAULTS.max_concurrency
     network: Literal["none", "allow"] = "none"
     sandbox: Literal["strict", "permissive"] = "strict"
     worker_uid: Annotated[int, Field(gt=0, lt=2**32 - 1)] | None = DEFAULT_WORKER_UID
     env: dict[str, str] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)
     permissions: list[HostCallName] = Field(default_factory=lambda: list[HostCallName](["user_info"]))
-    max_host_calls: Annotated[int, Field(ge=0, le=10_000)] = 100
-    max_host_reply_kb: Annotated[int, Field(gt=0, le=4096)] = 1024
+    max_host_calls: Annotated[int, Field(ge=0, le=10_000)] = RUNNER_DEFAULTS.max_host_calls
+    max_host_reply_kb: Annotated[int, Field(gt=0, le=4096)] = RUNNER_DEFAULTS.max_host_reply_bytes // 1024
     on_failure: Literal["deny", "idp_defaults"] = "deny"
     policy: HookPolicy = Field(default_factory=HookPolicy)
     #: a new version of the handler (``module.function`` beside config.yaml) run in the shadow of every login

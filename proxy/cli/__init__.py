@@ -36,7 +36,7 @@ from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
 from .._app import create_app, serve_settings
-from .._config import ProxyConfig, load_config
+from .._config import RUNNER_DEFAULTS, ProxyConfig, load_config
 from .._errors import ConfigError
 from .._lifecycle import drain_timeout, install_reload_signal
 from .._logging import LogFormat, configure_logging
@@ -97,32 +97,42 @@ def _port(text: str) -> int:
     return value
 
 
+def _default(name: str) -> str:
+    """A hook limit's default, as the help text says it (``5``, ``256``, ``2``)."""
+    value = getattr(RUNNER_DEFAULTS, name)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _add_hook_flags(parser: argparse.ArgumentParser, *, concurrency: bool) -> None:
     group = parser.add_argument_group("hook limits (override hook_settings in config.yaml)")
     group.add_argument(
         "--hook-timeout",
         type=_positive_float,
         metavar="S",
-        help="wall-clock seconds per hook call (default: hook_settings.timeout, else 5)",
+        help=f"wall-clock seconds per hook call (default: hook_settings.timeout, else {_default('timeout')})",
     )
     group.add_argument(
         "--hook-memory-mb",
         type=_positive_int,
         metavar="MB",
-        help="memory a hook call may use, in MiB (default: hook_settings.memory_mb, else 256)",
+        help="memory a hook call may use, in MiB (default: hook_settings.memory_mb, else "
+        + _default("memory_mb")
+        + ")",
     )
     group.add_argument(
         "--hook-cpu-seconds",
         type=_positive_float,
         metavar="S",
-        help="CPU seconds per hook call (default: hook_settings.cpu_seconds, else 2)",
+        help=f"CPU seconds per hook call (default: hook_settings.cpu_seconds, else {_default('cpu_seconds')})",
     )
     if concurrency:
         group.add_argument(
             "--hook-concurrency",
             type=_positive_int,
             metavar="N",
-            help="hook calls in flight at once (default: hook_settings.max_concurrency, else 8)",
+            help="hook calls in flight at once (default: hook_settings.max_concurrency, else "
+            + _default("max_concurrency")
+            + ")",
         )
     group.add_argument(
         "--allow-weak-sandbox",

@@ -4,11 +4,11 @@ Public face: :func:`load_config`, :func:`serve_settings`, :func:`create_app` and
 
 Its parts (proxy → sdk → runner: nothing here is imported by the floors below):
 
-- the web server: ``_app`` (the app, lifespan, SSO routes) and what it is made of: ``_sso`` and
-  ``_oauth_state`` (the identity provider), ``_login`` (one login: hook → values → policy → one transaction),
-  ``_values``, ``_host`` (host calls), ``_sessions``, ``_management`` (LiteLLM's API), ``_console`` and
-  ``_console_rollout`` (the admin console), ``_metrics``, ``_logging``, ``_lifecycle``, ``_headers``,
-  ``_bodylimit``, ``_ratelimit``, ``_pages``;
+- the web server: ``web/`` (the app and its routers: the login's routes, the user's pages, the admin console,
+  LiteLLM's management API, health and metrics; security headers, body limits, templates);
+- one login: ``_login`` (hook → values → policy → one transaction), ``_sso`` (the identity provider),
+  ``_sessions``, ``_values``, ``_host`` (host calls), ``_openid``, ``_ratelimit``, ``_metrics``, ``_logging``,
+  ``_lifecycle``;
 - the configuration: ``_config``, ``_outcomes`` (every way a login can end), ``_errors``, ``_text``;
 - the store: ``_db/`` (models, migrations, queries); ``_directory`` (users and teams);
 - the hook: ``_hook`` (the runner of the configured hook and its reloads);
@@ -19,14 +19,14 @@ Its parts (proxy → sdk → runner: nothing here is imported by the floors belo
 
 from __future__ import annotations
 
-from ._app import ServeSettings as ServeSettings
-from ._app import create_app as create_app
-from ._app import serve_settings as serve_settings
 from ._config import ProxyConfig as ProxyConfig
 from ._config import load_config as load_config
 from ._errors import ConfigError as ConfigError
 from ._errors import ProxyError as ProxyError
 from ._errors import StartupError as StartupError
+from .web import ServeSettings as ServeSettings
+from .web import create_app as create_app
+from .web import serve_settings as serve_settings
 
 __all__ = (
     "ConfigError",

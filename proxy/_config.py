@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from runner import DEFAULT_WORKER_UID, Limits
-from sdk.contract import RoleName
+from sdk.contract import RoleName, error_location
 
 from ._errors import ConfigError
 
@@ -592,7 +592,7 @@ def _error(source: str, problems: Sequence[_Problem]) -> ConfigError:
 def _validation_problems(exc: ValidationError, *, prefix: tuple[str, ...] = ()) -> list[_Problem]:
     problems: list[_Problem] = []
     for error in exc.errors():
-        location = [part for part in (*prefix, *error["loc"]) if not _is_union_tag(part)]
+        location = error_location((*prefix, *error["loc"]))
         message = error["msg"]
         given = error.get("input")
         if error["type"] == "extra_forbidden":
@@ -617,8 +617,3 @@ def _misspelt_as(missing: str, given: Any) -> str:
         return ""
     match = difflib.get_close_matches(missing, [str(key) for key in given], n=1, cutoff=NEAR_MISS_CUTOFF)
     return f"; is {match[0]!r} a misspelling of it?" if match else ""
-
-
-def _is_union_tag(part: str | int) -> bool:
-    # pydantic adds the branch of an Optional/Union to the location ("float", "list[...]", ...)
-    return isinstance(part, str) and (part in ("float", "int", "str", "bool", "none") or "[" in part)

@@ -8,9 +8,9 @@ ProxyError                base: the proxy cannot do what was asked
 ├── ValuesRefused         the hook's values break an identity rule or the policy (proxy._values)
 ├── IdentityMismatch      the user is bound to another identity-provider account (proxy._db)
 ├── SessionInvalid        a UI session cookie is missing, forged or expired (proxy._sessions)
-├── StateInvalid          an OAuth state or its cookie is missing, forged, expired or used (proxy._oauth_state)
+├── StateInvalid          an OAuth state or its cookie is missing, forged, expired or used (proxy.web._oauth_state)
 ├── ProviderUnavailable   the identity provider's discovery document cannot be fetched (proxy._sso)
-└── ApiError              a management API error in LiteLLM's shape (proxy._management)
+└── ApiError              a management API error in LiteLLM's shape (proxy.web._management)
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ class SSOProvider:
 
     async def login_url(self, sso: SSOBase, *, redirect_uri: str, state: str, code_challenge: str) -> str:
         """The authorization URL for one login, with hookjail's own state and PKCE challenge (see
-        :mod:`proxy._oauth_state`; fastapi-sso's cookies are not used)."""
+        :mod:`proxy.web._oauth_state`; fastapi-sso's cookies are not used)."""
         # What fastapi-sso's get_login_url does (none of the providers used here overrides it), with hookjail's
         # state and challenge: fastapi-sso would make its own and keep them in unsigned cookies.
         pkce = {"code_challenge": code_challenge, "code_challenge_method": "S256"} if self.uses_pkce else {}

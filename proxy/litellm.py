@@ -184,15 +184,45 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
     # hookjail's near-miss rule, on the top level only: general_settings is LiteLLM's (custom_sso is ours).
     problems: list[tuple[str | None, str]] = _config._near_misses_in(raw, (), _config.LITELLM_TOP_LEVEL_KEYS)
-    block = raw.get("hook_settings")
-    if block is None:
-        block = {}
-    if not isinstance(block, dict):
-        problems.append(("hook_settings", f"expected a mapping, got {type(block).__name__}"))
-        raise _config._error(config_path.name, problems)
-    settings = {key: value for key, value in block.items() if key not in _OWN_KEYS}
+    block = _hook_settings_block(raw, config_path.name, problems)
     handler = block.get("handler")
     run_log = block.get("run_log")
+    problems += _own_key_problems(handler, run_log)
+
+    resolved = _resolved_used_keys(raw, block, handler, env, problems)
+    try:
+        config = ProxyConfig.model_validate({"path": config_path, **resolved})
+    except ValidationError as exc:
+        problems += _config._validation_problems(exc)
+    if problems:
+        raise _config._error(config_path.name, _renamed(problems))
+    hook = _config._resolve_hook(config, problems)
+    read_paths = _config._resolve_files(config, problems)
+    log_path = _run_log_path(config_path, run_log, problems)
+    if problems:
+        raise _config._error(config_path.name, _renamed(problems))
+    config = config.model_copy(update={"hook": hook, "read_paths": read_paths, "env": dict(config.hook_settings.env)})
+    return AdapterSettings(config=config, run_log=log_path)
+
+
+def _hook_settings_block(raw: Mapping[Any, Any], source: str, problems: list[tuple[str | None, str]]) -> dict[Any, Any]:
+    """The ``hook_settings`` mapping (empty when absent).
+
+    Raises:
+        ConfigError: it is not a mapping (with the ``problems`` found so far).
+    """
+    block = raw.get("hook_settings")
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        problems.append(("hook_settings", f"expected a mapping, got {type(block).__name__}"))
+        raise _config._error(source, problems)
+    return block
+
+
+def _own_key_problems(handler: Any, run_log: Any) -> list[tuple[str | None, str]]:
+    """What is wrong with the adapter's own keys, ``hook_settings.handler`` and ``hook_settings.run_log``."""
+    problems: list[tuple[str | None, str]] = []
     if handler is None:
         problems.append(
             (
@@ -207,30 +237,37 @@ def load_settings(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         problems.append(("hook_settings.handler", f"expected 'module.function' (got {handler!r})"))
     if run_log is not None and (not isinstance(run_log, str) or not run_log.strip()):
         problems.append(("hook_settings.run_log", f"expected a file path (got {run_log!r})"))
+    return problems
 
-    used: dict[str, Any] = {"hook_settings": settings}
+
+def _resolved_used_keys(
+    raw: Mapping[Any, Any],
+    block: Mapping[Any, Any],
+    handler: Any,
+    env: Mapping[str, str],
+    problems: list[tuple[str | None, str]],
+) -> dict[str, Any]:
+    """The keys hookjail validates, in its own config's shape, their environment references resolved.
+
+    ``hook_settings`` without the adapter's own keys, the handler as ``general_settings.custom_sso`` (so
+    hookjail's rules resolve it), and ``model_list``. Unresolvable references are added to ``problems``.
+    """
+    used: dict[str, Any] = {"hook_settings": {key: value for key, value in block.items() if key not in _OWN_KEYS}}
     if isinstance(handler, str) and handler != ADAPTER:
         used["general_settings"] = {"custom_sso": handler}
     if raw.get("model_list") is not None:
         used["model_list"] = raw["model_list"]
-    resolved = {key: _config._resolve_env(value, (key,), env, problems, only_used=True) for key, value in used.items()}
-    try:
-        config = ProxyConfig.model_validate({"path": config_path, **resolved})
-    except ValidationError as exc:
-        problems += _config._validation_problems(exc)
-    if problems:
-        raise _config._error(config_path.name, _renamed(problems))
-    hook = _config._resolve_hook(config, problems)
-    read_paths = _config._resolve_files(config, problems)
+    return {key: _config._resolve_env(value, (key,), env, problems, only_used=True) for key, value in used.items()}
+
+
+def _run_log_path(config_path: Path, run_log: Any, problems: list[tuple[str | None, str]]) -> Path | None:
+    """``hook_settings.run_log`` relative to the config file, or ``None``; a missing directory is a problem."""
     log_path = None if run_log is None else (config_path.parent / run_log)
     if log_path is not None and not log_path.parent.is_dir():
         problems.append(
             ("hook_settings.run_log", f"the directory of {run_log} does not exist (relative to the config file)")
         )
-    if problems:
-        raise _config._error(config_path.name, _renamed(problems))
-    config = config.model_copy(update={"hook": hook, "read_paths": read_paths, "env": dict(config.hook_settings.env)})
-    return AdapterSettings(config=config, run_log=log_path)
+    return log_path
 
 
 def _renamed(problems: Sequence[tuple[str | None, str]]) -> list[tuple[str | None, str]]:

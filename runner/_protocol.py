@@ -1,8 +1,8 @@
 """The wire protocol between the parent, the worker template (zygote) and each call's child.
 
 Every message is a msgspec ``Struct`` in a tagged union, one union per direction, sent as a frame: a 4-byte
-big-endian length followed by that many bytes of msgpack. Fields added later must get defaults and no field
-ever changes type, so that old and new ends keep understanding each other.
+big-endian length followed by that many bytes of msgpack. No field ever changes type; fields added later to the
+messages a template or child sends get defaults (:class:`Configure`, which the parent always fills, has none).
 
 Channels:
     parent <-> template: a private SOCK_SEQPACKET socket; ``Spawn`` carries the child's three fds.
@@ -23,26 +23,31 @@ HEADER_SIZE = 4
 
 
 class Configure(msgspec.Struct, tag="configure", frozen=True):
-    """The first frame a template receives: what to import and how to confine itself."""
+    """The first frame a template receives: what to import and how to confine itself.
+
+    No field has a default: the parent (:meth:`runner.HookRunner._configure`) always sends every one, from its
+    :class:`~runner.Limits` and :class:`~runner.Sandbox`, which hold the defaults; a template started by the same
+    installation never has to guess one.
+    """
 
     path: str
     function: str
-    adapter: str | None = None
-    memory_mb: int = 256
-    cpu_seconds: float = 2.0
-    open_files: int = 64
-    file_size_mb: int = 8
-    max_frame_bytes: int = 1024 * 1024
-    network: bool = False
-    read_paths: tuple[str, ...] = ()
-    tmp_root: str | None = None
-    tmp_size_mb: int = 64
-    strict: bool = True
-    sandbox: bool = True
-    libraries: dict[str, str] = {}
-    trusted_paths: tuple[str, ...] = ()
-    max_tasks: int = 0
-    nice: int = 0
+    adapter: str | None
+    memory_mb: int
+    cpu_seconds: float
+    open_files: int
+    file_size_mb: int
+    max_frame_bytes: int
+    network: bool
+    read_paths: tuple[str, ...]
+    tmp_root: str | None
+    tmp_size_mb: int
+    strict: bool
+    sandbox: bool
+    libraries: dict[str, str]
+    trusted_paths: tuple[str, ...]
+    max_tasks: int
+    nice: int
 
 
 class Spawn(msgspec.Struct, tag="spawn", frozen=True):

@@ -6,6 +6,7 @@ Hook authors get the same verdict from :func:`sdk.testing.run_hook` as a login w
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,6 +20,7 @@ __all__ = (
     "BudgetDuration",
     "UserValues",
     "ValuesInvalid",
+    "error_location",
     "validate_values",
 )
 
@@ -109,7 +111,7 @@ def validate_values(value: Any) -> UserValues:
         return UserValues.model_validate(value)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        location = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
+        location = ".".join(map(str, error_location(error["loc"])))
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
@@ -127,6 +129,18 @@ def _short(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) and len(repr(value)) <= 80
 
 
+def error_location(loc: Sequence[str | int]) -> list[str | int]:
+    """The location of a pydantic error (``error["loc"]``) as the user wrote it: without the branch tags pydantic
+    adds for an Optional or a Union (``"float"``, ``"str"``, ``"none"``, ``"list[str]"``, ...); list indexes are kept.
+
+    Public as :func:`sdk.contract.error_location` (defined here, where :func:`validate_values` needs it).
+
+    Example:
+        >>> error_location(("budget", "float", 0))
+        ['budget', 0]
+    """
+    return [part for part in loc if not _is_union_tag(part)]
+
+
 def _is_union_tag(part: str | int) -> bool:
-    # pydantic adds the branch of an Optional/Union to the location ("float", "list[...]", ...)
     return isinstance(part, str) and (part in ("float", "int", "str", "bool", "none") or "[" in part)

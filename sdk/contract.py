@@ -62,6 +62,7 @@ from ._values import (
     BudgetDuration,
     UserValues,
     ValuesInvalid,
+    error_location,
     validate_values,
 )
 
@@ -112,6 +113,7 @@ __all__ = (
     "dump_result",
     "email_address",
     "error_code",
+    "error_location",
     "first_error",
     "parse_args",
     "plain_text",
@@ -457,7 +459,7 @@ def dump_result(method: str, value: Any) -> dict[str, Any]:
 def first_error(exc: ValidationError) -> str:
     """The first error of ``exc`` in one line: the field's dotted path, then what is wrong with it."""
     error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"] if isinstance(part, int) or "[" not in part)
+    location = ".".join(map(str, error_location(error["loc"])))
     message = "unknown argument" if error["type"] == "extra_forbidden" else error["msg"]
     return f"{location}: {message}" if location else message
 

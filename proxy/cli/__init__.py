@@ -35,11 +35,11 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LOGGING_CONFIG
 
-from .._app import create_app, serve_settings
 from .._config import RUNNER_DEFAULTS, ProxyConfig, load_config
 from .._errors import ConfigError
 from .._lifecycle import drain_timeout, install_reload_signal
 from .._logging import LogFormat, configure_logging
+from ..web import create_app, serve_settings
 from ._bench import BenchOptions, run_bench, unicode_ok
 from ._check import load_openid, run_check
 from ._term import ProgressBar, can_encode

@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi_sso.sso.base import OpenID
-from pydantic import ValidationError
-
 from runner import HookDenied, HookError, HookRunner, HostHandler
 from sdk.testing import SAMPLE_OPENID
 
 from .._config import ProxyConfig
 from .._errors import ConfigError
 from .._hook import runner_options
+from .._openid import OpenIDInvalid, parse_openid
 from .._text import ERROR_LIMIT, STREAM_LIMIT, TRACEBACK_LIMIT, clip, jsonable, one_line, printable
 from .._values import ValuesInvalid, ValuesRefused, apply_policy, validate_values
 
@@ -69,10 +67,9 @@ def load_openid(text: str | None = None, *, path: str | None = None) -> dict[str
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
     try:
-        return OpenID.model_validate(data).model_dump(mode="json")
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'openid'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{source}: not a valid OpenID: {problems}") from None
+        return parse_openid(data)
+    except OpenIDInvalid as exc:
+        raise ConfigError(f"{source}: not a valid OpenID: {exc}") from None
 
 
 def empty_host(config: ProxyConfig) -> HostHandler:

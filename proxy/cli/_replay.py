@@ -30,8 +30,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
-from fastapi_sso.sso.base import OpenID
-from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,6 +40,7 @@ from .._db import Database, HookVersion, normalize_url
 from .._errors import ConfigError
 from .._hook import HookService
 from .._login import LoginService, _with_identity
+from .._openid import OpenIDInvalid, parse_openid
 from .._sessions import SessionCodec
 from .._sso import SSOSettings, sso_settings_from_env
 from .._text import clip, one_line
@@ -330,10 +329,9 @@ def _openid(data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ReplayError(f"{where}: expected a JSON object, got {type(data).__name__}")
     try:
-        openid = OpenID.model_validate(data).model_dump(mode="json")
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'openid'}: {e['msg']}" for e in exc.errors())
-        raise ReplayError(f"{where}: not a valid OpenID: {problems}") from None
+        openid = parse_openid(data)
+    except OpenIDInvalid as exc:
+        raise ReplayError(f"{where}: not a valid OpenID: {exc}") from None
     return _with_identity(openid | {key: data[key] for key in _IDENTITY_KEYS if key in data})
 
 

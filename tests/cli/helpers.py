@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import socket
 import subprocess
 import sys
@@ -67,6 +70,33 @@ def hookjail(*args: str | Path, timeout: float = 120) -> subprocess.CompletedPro
         timeout=timeout,
         cwd=REPO,
     )
+
+
+def hookjail_on_a_terminal(*args: str | Path) -> tuple[int, bytes, bytes]:
+    """Run ``hookjail ARGS...`` with its stderr on a pseudo-terminal and its stdout piped: the exit code, what it
+    printed on stdout, and what it drew on the terminal (read until it closed its end)."""
+    controller, terminal = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "proxy", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        cwd=REPO,
+    ) as process:
+        os.close(terminal)
+        drawn = b""
+        while select.select([controller], [], [], 60)[0]:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert process.stdout is not None
+        out = process.stdout.read()
+        code = process.wait(timeout=60)
+    os.close(controller)
+    return code, out, drawn
 
 
 def hookjail_json(*args: str | Path) -> tuple[int, dict[str, Any]]:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from proxy.cli._bench import histogram, percentile, round_up_timeout, suggest_timeout
-from tests.cli.helpers import ECHO_HOOK, RAISING_HOOK, REPO, SLEEPING_HOOK, hookjail, hookjail_json, write_config
+from tests.cli.helpers import (
+    ECHO_HOOK,
+    RAISING_HOOK,
+    SLEEPING_HOOK,
+    hookjail,
+    hookjail_json,
+    hookjail_on_a_terminal,
+    write_config,
+)
 
 FLAKY_HOOK = """
 import os
@@ -137,30 +140,7 @@ def test_import_error_is_reported(tmp_path: Path) -> None:
 
 def test_progress_bar_goes_to_a_terminal_and_json_stays_clean(tmp_path: Path) -> None:
     config = write_config(tmp_path, ECHO_HOOK)
-    controller, terminal = pty.openpty()
-    with subprocess.Popen(
-        [sys.executable, "-m", "proxy", "bench", "--config", str(config), "-n", "40", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=terminal,
-        cwd=REPO,
-    ) as process:
-        os.close(terminal)
-        drawn = b""
-        while True:
-            ready, _, _ = select.select([controller], [], [], 60)
-            if not ready:
-                break
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the process closed its end
-                break
-            if not chunk:
-                break
-            drawn += chunk
-        assert process.stdout is not None
-        out = process.stdout.read()
-        code = process.wait(timeout=60)
-    os.close(controller)
+    code, out, drawn = hookjail_on_a_terminal("bench", "--config", config, "-n", "40", "--json")
     assert code == 0
     report = json.loads(out)
     check_figures(report, 40)
@@ -170,27 +150,7 @@ def test_progress_bar_goes_to_a_terminal_and_json_stays_clean(tmp_path: Path) ->
 
 def test_no_progress_flag_keeps_the_terminal_quiet(tmp_path: Path) -> None:
     config = write_config(tmp_path, ECHO_HOOK)
-    controller, terminal = pty.openpty()
-    with subprocess.Popen(
-        [sys.executable, "-m", "proxy", "bench", "--config", str(config), "-n", "5", "--json", "--no-progress"],
-        stdout=subprocess.PIPE,
-        stderr=terminal,
-        cwd=REPO,
-    ) as process:
-        os.close(terminal)
-        assert process.stdout is not None
-        out = process.stdout.read()
-        code = process.wait(timeout=60)
-    drawn = b""
-    while select.select([controller], [], [], 0)[0]:
-        try:
-            chunk = os.read(controller, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        drawn += chunk
-    os.close(controller)
+    code, out, drawn = hookjail_on_a_terminal("bench", "--config", config, "-n", "5", "--json", "--no-progress")
     assert code == 0
     assert json.loads(out)["calls"] == 5
     assert b"/5" not in drawn

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
-from tests.browser import chromium
+from tests.browser import browser_context, chromium
 from tests.cli.demo import Demo, run_demo
 
 pytestmark = pytest.mark.e2e
@@ -38,13 +38,9 @@ def _loopback_only(route: Route) -> None:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 1000, "height": 700})
-    context.set_default_timeout(20_000)
-    context.route("**/*", _loopback_only)
-    try:
+    with browser_context(browser, timeout_ms=20_000, viewport={"width": 1000, "height": 700}) as context:
+        context.route("**/*", _loopback_only)
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture

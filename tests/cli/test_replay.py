@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pty
-import select
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.helpers import REPO, hookjail
+from tests.cli.helpers import hookjail, hookjail_on_a_terminal
 from tests.idp.provider import IdP, PortPool, idp, proxy_ports
 from tests.proxy.harness import DOMAIN_HOOK, login, new_client, proxy_env, start_proxy, write_config
 
@@ -273,28 +269,9 @@ def test_help_lists_the_exit_codes() -> None:
 
 def test_progress_bar_goes_to_a_terminal_and_json_stays_clean(recorded: Recorded, tmp_path: Path) -> None:
     candidate = candidate_file(tmp_path, SAME_HOOK)
-    controller, terminal = pty.openpty()
-    command = [sys.executable, "-m", "proxy", "replay", "--config", str(recorded.config), "--json"]
-    with subprocess.Popen(
-        [*command, "--candidate", f"{candidate}:custom_sso_handler"],
-        stdout=subprocess.PIPE,
-        stderr=terminal,
-        cwd=REPO,
-    ) as process:
-        os.close(terminal)
-        drawn = b""
-        while select.select([controller], [], [], 60)[0]:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the process closed its end
-                break
-            if not chunk:
-                break
-            drawn += chunk
-        assert process.stdout is not None
-        out = process.stdout.read()
-        code = process.wait(timeout=60)
-    os.close(controller)
+    code, out, drawn = hookjail_on_a_terminal(
+        "replay", "--config", recorded.config, "--json", "--candidate", f"{candidate}:custom_sso_handler"
+    )
     assert code == 0
     assert json.loads(out)["summary"]["inputs"] == 3
     assert b"3/3" in drawn

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.idp.provider import free_port
+from tests.idp.provider import free_port, start_idp
 from tests.proxy.harness import write_config
 
 from .helpers import (
@@ -32,7 +32,6 @@ from .helpers import (
     Replica,
     descendants,
     replica_env,
-    start_idp,
     stop_process,
     wait_gone,
 )

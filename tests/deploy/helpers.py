@@ -13,7 +13,6 @@ import html
 import os
 import re
 import secrets
-import select
 import shutil
 import signal
 import subprocess
@@ -33,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from proxy._sessions import COOKIE_NAME
-from tests.idp.provider import CLIENT_ID, CLIENT_SECRET, HERE, IdP, free_port
+from tests.idp.provider import IdP, free_port
+from tests.proxy.harness import idp_form
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -254,46 +254,6 @@ async def rows(connection: AsyncConnection, query: str, **params: Any) -> list[d
     return [dict(row) for row in result.mappings()]
 
 
-# --- the test IdP --------------------------------------------------------------------------------------------
-
-
-def start_idp(redirect_uris: list[str]) -> tuple[IdP, subprocess.Popen[str]]:
-    """Start tests/idp/server.mjs with one client whose redirect URIs are ``redirect_uris``."""
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
-        raise RuntimeError("the test IdP needs node and `npm ci --prefix tests/idp` (see .ci/run)")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_PORT": str(free_port()),
-        "IDP_CLIENT_ID": CLIENT_ID,
-        "IDP_CLIENT_SECRET": CLIENT_SECRET,
-        "IDP_REDIRECT_URIS": " ".join(redirect_uris),
-    }
-    process = subprocess.Popen(
-        [node, str(HERE / "server.mjs")],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and process.poll() is None:
-            ready, _, _ = select.select([process.stdout], [], [], 0.1)
-            if ready:
-                line = process.stdout.readline()
-                if line.startswith("ready "):
-                    issuer = line.split(" ", 1)[1].strip()
-                    return IdP(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET), process
-        raise RuntimeError(f"the test IdP did not start (exit code {process.poll()})")
-    except BaseException:
-        stop_process(process, timeout=5)
-        process.stdout.close()
-        raise
-
-
 # --- the replicas --------------------------------------------------------------------------------------------
 
 
@@ -464,9 +424,6 @@ class LoadBalancer:
 
 # --- a login through the load balancer -----------------------------------------------------------------------
 
-_FORM = re.compile(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", re.S)
-_INPUT = re.compile(r"<input[^>]*>", re.S)
-_ATTR = re.compile(r"(\w+)=\"([^\"]*)\"")
 _USER_ID = re.compile(r"<dd id=\"user-id\">([^<]*)</dd>")
 _REASON = re.compile(r"<p id=\"reason\">(.*?)</p>", re.S)
 _RUN_ID = re.compile(r"<code id=\"run-id\">([^<]*)</code>")
@@ -531,17 +488,8 @@ async def authorize(client: httpx.AsyncClient, lb: str, user: str, *, start: str
                 return target, served
             response = await client.get(target)
             continue
-        match = _FORM.search(response.text)
-        assert match is not None, f"no form on the IdP page {response.url}: {response.text[:500]}"
-        action, body = html.unescape(match.group(1)), match.group(2)
-        data: dict[str, str] = {}
-        for tag in _INPUT.findall(body):
-            attrs = dict(_ATTR.findall(tag))
-            if "name" in attrs:
-                data[attrs["name"]] = attrs.get("value", "")
-        if "login" in data:
-            data |= {"login": user, "password": "any-password"}
-        response = await client.post(urljoin(str(response.url), action), data=data)
+        action, data = idp_form(response, user)
+        response = await client.post(action, data=data)
     raise AssertionError(f"the IdP did not send the browser back to the load balancer: {response.url}")
 
 

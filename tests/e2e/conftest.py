@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.browser import chromium
+from tests.browser import Console, browser_context, chromium
 from tests.idp.provider import idp, proxy_ports
 from tests.proxy.harness import start
 
@@ -22,14 +22,16 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile per test: its own cookies."""
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    try:
+    with browser_context(browser, timeout_ms=15_000) as context:
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def console() -> Console:
+    """The browser console of the pages a test watches (see :class:`tests.browser.Console`)."""
+    return Console()

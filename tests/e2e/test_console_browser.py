@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route
+from playwright.sync_api import Browser, BrowserContext, Page, Route
 
+from tests.browser import Console
 from tests.e2e.test_browser import sign_in
 from tests.proxy.harness import Proxy, ProxyFactory
 
@@ -22,32 +23,9 @@ def custom_sso_handler(userIDPInfo):
 """
 
 
-class Console:
-    """What the browser said on its console and the page errors: a CSP violation is reported there."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def watch(self, page: Page) -> Page:
-        def on_console(message: ConsoleMessage) -> None:
-            if message.type in ("error", "warning"):
-                self.messages.append(f"{page.url}: {message.type}: {message.text}")
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda error: self.messages.append(f"{page.url}: page error: {error}"))
-        return page
-
-    def csp_violations(self) -> list[str]:
-        return [m for m in self.messages if "Content Security Policy" in m or "Refused to" in m]
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
-
-
 @pytest.fixture
 def page(context: BrowserContext, console: Console) -> Page:
+    """A page whose console messages and errors ``console`` keeps."""
     return console.watch(context.new_page())
 
 

@@ -9,14 +9,14 @@ response's Set-Cookie that cleared it); from ``http://127.0.0.1:<other port>`` i
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.e2e.test_browser import has_token, sign_in
+from tests.local_server import LocalServer
 from tests.proxy.harness import ProxyFactory
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +29,7 @@ ATTACK = """<!doctype html>
 """
 
 
-class AttackerSite:
+class AttackerSite(LocalServer):
     """Serves the auto-submitting page on 127.0.0.1 (reachable as ``localhost`` and ``127.0.0.1``)."""
 
     def __init__(self) -> None:
@@ -48,14 +48,7 @@ class AttackerSite:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,20 +85,21 @@ def proxy_ports() -> PortPool:
     return PortPool(free=list(ports), all=tuple(ports))
 
 
-@pytest.fixture(scope="module")
-def idp(proxy_ports: PortPool) -> Iterator[IdP]:
-    # Module scope (it starts in about 0.4 s): no provider process outlives the modules that use it, so tests
-    # elsewhere that count this process's children see none of it.
+class IdPNotInstalled(RuntimeError):
+    """node or the provider's npm packages are missing."""
+
+
+def start_idp(redirect_uris: Iterable[str]) -> tuple[IdP, subprocess.Popen[str]]:
+    """Start server.mjs with one client whose redirect URIs are ``redirect_uris``; stop it with :func:`stop_idp`."""
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
-        pytest.fail("the test IdP needs node and `npm ci --prefix tests/idp` (see .ci/run)")
-    port = free_port()
+        raise IdPNotInstalled("the test IdP needs node and `npm ci --prefix tests/idp` (see .ci/run)")
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_PORT": str(port),
+        "IDP_PORT": str(free_port()),
         "IDP_CLIENT_ID": CLIENT_ID,
         "IDP_CLIENT_SECRET": CLIENT_SECRET,
-        "IDP_REDIRECT_URIS": " ".join(f"http://127.0.0.1:{p}/sso/callback" for p in proxy_ports.all),
+        "IDP_REDIRECT_URIS": " ".join(redirect_uris),
     }
     process = subprocess.Popen(
         [node, str(HERE / "server.mjs")],
@@ -109,16 +111,43 @@ def idp(proxy_ports: PortPool) -> Iterator[IdP]:
     )
     try:
         issuer = _wait_ready(process, timeout=20.0)
-        yield IdP(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    except BaseException:
+        stop_idp(process)
+        raise
+    return IdP(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET), process
+
+
+def stop_idp(process: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL after 5 s; reaped, its pipe closed."""
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+@contextmanager
+def running_idp(redirect_uris: Iterable[str]) -> Iterator[IdP]:
+    """The provider for a fixture (see :func:`start_idp`): the test fails if node is missing."""
+    try:
+        provider, process = start_idp(redirect_uris)
+    except IdPNotInstalled as missing:
+        pytest.fail(str(missing))
+    try:
+        yield provider
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
+        stop_idp(process)
+
+
+@pytest.fixture(scope="module")
+def idp(proxy_ports: PortPool) -> Iterator[IdP]:
+    # Module scope (it starts in about 0.4 s): no provider process outlives the modules that use it, so tests
+    # elsewhere that count this process's children see none of it.
+    with running_idp(f"http://127.0.0.1:{p}/sso/callback" for p in proxy_ports.all) as provider:
+        yield provider
 
 
 def _wait_ready(process: subprocess.Popen[str], *, timeout: float) -> str:

@@ -296,18 +296,25 @@ def login(client: httpx.Client, proxy: Proxy, user: str, *, abort: bool = False)
             abort_link = re.search(r"href=\"([^\"]*/abort)\"", response.text)
             assert abort_link is not None, response.text
             return client.get(urljoin(str(response.url), html.unescape(abort_link.group(1))), follow_redirects=True)
-        match = _FORM.search(response.text)
-        assert match is not None, f"no form on the IdP page {response.url}: {response.text[:500]}"
-        action, body = html.unescape(match.group(1)), match.group(2)
-        data: dict[str, str] = {}
-        for tag in _INPUT.findall(body):
-            attrs = dict(_ATTR.findall(tag))
-            if "name" in attrs:
-                data[attrs["name"]] = attrs.get("value", "")
-        if "login" in data:
-            data |= {"login": user, "password": "any-password"}
-        response = client.post(urljoin(str(response.url), action), data=data, follow_redirects=True)
+        action, data = idp_form(response, user)
+        response = client.post(action, data=data, follow_redirects=True)
     raise AssertionError(f"the login did not come back to the proxy: {response.url}")
+
+
+def idp_form(response: httpx.Response, user: str) -> tuple[str, dict[str, str]]:
+    """The form on an IdP page (login or consent): the URL it posts to and its fields, with ``user`` and a
+    password filled in on the login page."""
+    match = _FORM.search(response.text)
+    assert match is not None, f"no form on the IdP page {response.url}: {response.text[:500]}"
+    action, body = html.unescape(match.group(1)), match.group(2)
+    data: dict[str, str] = {}
+    for tag in _INPUT.findall(body):
+        attrs = dict(_ATTR.findall(tag))
+        if "name" in attrs:
+            data[attrs["name"]] = attrs.get("value", "")
+    if "login" in data:
+        data |= {"login": user, "password": "any-password"}
+    return urljoin(str(response.url), action), data
 
 
 def new_client() -> httpx.Client:

@@ -13,12 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from proxy import create_app, load_config, serve_settings
-from proxy._db import Database, LoginRecord, RunRecord, utcnow
+from proxy._db import Database, RunRecord, utcnow
 from proxy._hook import hook_source
-from proxy._sessions import SessionCodec
 from proxy.cli import version
-from tests.idp.provider import free_port
+from tests.proxy.inprocess import asgi_client, bare_app, session_cookie
 
 pytestmark = pytest.mark.anyio
 
@@ -27,46 +25,17 @@ MASTER_KEY = "sk-in-process"
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    (tmp_path / "config.yaml").write_text("general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n")
-    environ = {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "GENERIC_CLIENT_ID": "client",
-        "GENERIC_CLIENT_SECRET": "secret",
-        # nothing listens there: the provider is unreachable
-        "GENERIC_DISCOVERY_URL": f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration",
-        "PROXY_BASE_URL": "https://hookjail.example.com",
-    }
-    application = create_app(serve_settings(load_config(tmp_path / "config.yaml", environ), environ))
-    async with application.router.lifespan_context(application):
+    async with bare_app(tmp_path, MASTER_KEY, PROXY_BASE_URL="https://hookjail.example.com") as application:
         yield application
 
 
 def client(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="https://hookjail.example.com",
-        cookies={"token": token} if token else None,
-    )
+    return asgi_client(app, "https://hookjail.example.com", token=token)
 
 
 async def signed_in(app: FastAPI, user_id: str = "alice") -> str:
-    database: Database = app.state.database
-    codec = SessionCodec(MASTER_KEY, timedelta(hours=1))
-    token, expires = codec.issue(session_id="sess-1", user_id=user_id, now=utcnow())
-    login = LoginRecord(
-        user_id=user_id,
-        email=f"{user_id}@example.com",
-        role="internal_user",
-        models=["gpt-4o"],
-        max_budget=None,
-        budget_duration=None,
-        provider="generic",
-        session_id="sess-1",
-        session_expires_at=expires,
-    )
     run = RunRecord(run_id="r1", started_at=utcnow(), outcome="ok", duration_ms=1, subject=user_id, provider="x")
-    await database.complete_login(login, run)
-    return token
+    return await session_cookie(app, MASTER_KEY, run, user_id=user_id, session_id="sess-1", models=["gpt-4o"])
 
 
 async def test_runner_is_on_app_state_and_health_says_no_hook(app: FastAPI) -> None:
@@ -169,21 +138,6 @@ async def logged_in(
     started_at: datetime | None = None,
 ) -> str:
     """A login as the proxy records it (user, run with HTTP 303, session); returns the session cookie."""
-    database: Database = app.state.database
-    codec = SessionCodec(MASTER_KEY, timedelta(hours=1))
-    session_id = f"sess-{run_id}"
-    token, expires = codec.issue(session_id=session_id, user_id=user_id, now=utcnow())
-    login = LoginRecord(
-        user_id=user_id,
-        email=f"{user_id}@example.com",
-        role=role,
-        models=[],
-        max_budget=None,
-        budget_duration=None,
-        provider="generic",
-        session_id=session_id,
-        session_expires_at=expires,
-    )
     run = RunRecord(
         run_id=run_id,
         started_at=started_at or utcnow(),
@@ -196,8 +150,7 @@ async def logged_in(
         fallback=fallback,
         http_status=303,
     )
-    await database.complete_login(login, run)
-    return token
+    return await session_cookie(app, MASTER_KEY, run, user_id=user_id, session_id=f"sess-{run_id}", role=role)
 
 
 def shown(page: str, element_id: str) -> str | None:

@@ -16,16 +16,14 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from proxy import create_app, load_config, serve_settings
-from proxy._console import parse_run_filter
-from proxy._db import Database, HookRun, LoginRecord, RunRecord, Team, TeamMember, UISession, User, utcnow
-from proxy._headers import STRICT_CSP
+from proxy._db import Database, HookRun, RunRecord, Team, TeamMember, UISession, User, utcnow
 from proxy._login import LoginFailed, LoginService
-from proxy._pages import Pages
-from proxy._sessions import SessionCodec
-from proxy._svg import buckets, histogram, latency_chart, percentile, summarize
-from tests.idp.provider import free_port
+from proxy.web._console import parse_run_filter
+from proxy.web._headers import STRICT_CSP
+from proxy.web._pages import Pages
+from proxy.web._svg import buckets, histogram, latency_chart, percentile, summarize
 from tests.proxy.harness import MASTER_KEY, write_config, write_hook
+from tests.proxy.inprocess import asgi_client, offline_environ, running_app, session_cookie
 
 pytestmark = pytest.mark.anyio
 
@@ -62,16 +60,6 @@ async def custom_sso_handler(userIDPInfo):
 """
 
 
-def environ() -> dict[str, str]:
-    return {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "GENERIC_CLIENT_ID": "client",
-        "GENERIC_CLIENT_SECRET": "secret",
-        # nothing listens there: no login goes through the provider here
-        "GENERIC_DISCOVERY_URL": f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration",
-    }
-
-
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     config = write_config(
@@ -79,42 +67,22 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
         hook_source=CONSOLE_HOOK,
         hook_settings={"sandbox": "permissive", "permissions": ALL_GRANTS, "policy": {"max_budget": 100}},
     )
-    env = environ()
-    application = create_app(serve_settings(load_config(config, env), env, allow_weak_sandbox=True))
-    async with application.router.lifespan_context(application):
+    async with running_app(config, offline_environ(), allow_weak_sandbox=True) as application:
         yield application
 
 
 def client(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://hookjail.test",
-        cookies={"token": token} if token else None,
-    )
+    return asgi_client(app, token=token)
 
 
 async def signed_in(app: FastAPI, user_id: str, role: str) -> str:
     """A session cookie of ``user_id`` with ``role`` (written as a login would)."""
-    database: Database = app.state.database
-    codec = SessionCodec(MASTER_KEY, timedelta(hours=1))
-    session_id = f"sess-{user_id}"
-    token, expires = codec.issue(session_id=session_id, user_id=user_id, now=utcnow())
-    login = LoginRecord(
-        user_id=user_id,
-        email=f"{user_id}@example.com",
-        role=role,
-        models=["gpt-4o"],
-        max_budget=None,
-        budget_duration=None,
-        provider="generic",
-        session_id=session_id,
-        session_expires_at=expires,
-    )
     run = RunRecord(
         run_id=f"seed-{user_id}", started_at=utcnow(), outcome="ok", duration_ms=1, subject=user_id, provider="generic"
     )
-    await database.complete_login(login, run)
-    return token
+    return await session_cookie(
+        app, MASTER_KEY, run, user_id=user_id, session_id=f"sess-{user_id}", role=role, models=["gpt-4o"]
+    )
 
 
 @pytest.fixture
@@ -147,6 +115,17 @@ def text_of(response: httpx.Response, element_id: str) -> str:
     match = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', response.text, re.S)
     assert match is not None, f"no #{element_id}: {response.text[:1000]}"
     return html.unescape(re.sub(r"<[^>]+>", "", match.group(2))).strip()
+
+
+def assert_strict_console_page(response: httpx.Response) -> None:
+    """A console page, served under the strict CSP and never cached, with nothing the strict policy would refuse
+    (no script, no inline style)."""
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers["content-security-policy"] == STRICT_CSP
+    assert response.headers["cache-control"] == "no-store"
+    assert "<script" not in response.text
+    assert "style=" not in response.text
+    assert "<style" not in response.text
 
 
 CONSOLE_PAGES = ["/ui/hook", "/ui/runs", "/ui/runs/seed-root", "/ui/users", "/ui/hook/try"]
@@ -194,13 +173,8 @@ async def test_admins_and_viewers_see_every_page_under_the_strict_csp(
     token = await signed_in(app, "watcher", role)
     async with client(app, token) as http:
         response = await http.get(path)
-    assert response.status_code == 200, response.text[:500]
-    assert response.headers["content-security-policy"] == STRICT_CSP
-    assert response.headers["cache-control"] == "no-store"
-    # nothing the strict policy would refuse: no script, no inline style, the stylesheet from the proxy
-    assert "<script" not in response.text
-    assert "style=" not in response.text
-    assert "<style" not in response.text
+    assert_strict_console_page(response)
+    # the stylesheet from the proxy
     assert '<link rel="stylesheet" href="/static/console.css">' in response.text
 
 

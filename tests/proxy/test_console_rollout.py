@@ -16,13 +16,20 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from proxy import create_app, load_config, serve_settings
-from proxy._console_rollout import parse_sha, source_diff
 from proxy._db import CandidateRecord, Database, RunRecord, VersionRecord, utcnow
-from proxy._headers import STRICT_CSP
 from proxy._hook import HookService
+from proxy.web._console_rollout import parse_sha, source_diff
 from tests.proxy.harness import write_config, write_hook
-from tests.proxy.test_console import ALL_GRANTS, CONSOLE_HOOK, client, environ, log_in, signed_in, text_of
+from tests.proxy.inprocess import offline_environ, running_app
+from tests.proxy.test_console import (
+    ALL_GRANTS,
+    CONSOLE_HOOK,
+    assert_strict_console_page,
+    client,
+    log_in,
+    signed_in,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -56,9 +63,7 @@ async def started(tmp_path: Path, *, candidate: bool) -> AsyncIterator[FastAPI]:
         write_hook(tmp_path / "candidate_sso.py", CANDIDATE_HOOK)
         hook_settings |= {"candidate": "candidate_sso.custom_sso_handler", "candidate_settings": {"timeout": 3}}
     config = write_config(tmp_path, hook_source=CONSOLE_HOOK, hook_settings=hook_settings)
-    env = environ()
-    application = create_app(serve_settings(load_config(config, env), env, allow_weak_sandbox=True))
-    async with application.router.lifespan_context(application):
+    async with running_app(config, offline_environ(), allow_weak_sandbox=True) as application:
         yield application
 
 
@@ -172,12 +177,7 @@ async def test_admins_and_viewers_see_every_page_under_the_strict_csp(shadowed: 
     token = await signed_in(shadowed, "watcher", role)
     async with client(shadowed, token) as http:
         response = await http.get(path.format(live=live_sha(shadowed), candidate=candidate_sha(shadowed)))
-    assert response.status_code == 200, response.text[:500]
-    assert response.headers["content-security-policy"] == STRICT_CSP
-    assert response.headers["cache-control"] == "no-store"
-    assert "<script" not in response.text
-    assert "style=" not in response.text
-    assert "<style" not in response.text
+    assert_strict_console_page(response)
     # the navigation names the new pages, the current one marked
     assert '<a href="/ui/candidate"' in response.text
     assert '<a href="/ui/versions"' in response.text
@@ -360,9 +360,7 @@ async def test_versions_page_lists_versions_with_runs_and_marks_live_and_candida
 
 async def test_versions_page_without_versions(tmp_path: Path) -> None:
     config = write_config(tmp_path, hook_source=None)
-    env = environ()
-    application = create_app(serve_settings(load_config(config, env), env, allow_weak_sandbox=True))
-    async with application.router.lifespan_context(application):
+    async with running_app(config, offline_environ(), allow_weak_sandbox=True) as application:
         admin = await signed_in(application, "root", "proxy_admin")
         versions = await get(application, admin, "/ui/versions")
         diff = await get(application, admin, "/ui/versions/diff")

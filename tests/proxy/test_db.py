@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from proxy._db import Database, IdentityMismatch, LoginRecord, RunRecord, normalize_url, utcnow
+from tests.proxy.inprocess import sqlite_database
 
 pytestmark = pytest.mark.anyio
 
@@ -43,10 +44,8 @@ def login(session_id: str, **changes: object) -> LoginRecord:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(normalize_url("sqlite:///hj.db", tmp_path))
-    await db.upgrade()
-    yield db
-    await db.close()
+    async with sqlite_database(tmp_path) as db:
+        yield db
 
 
 async def test_migrations_create_every_table(database: Database, tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from proxy._config import HookPolicy
-from proxy._db import Database, LoginRecord, RunRecord, normalize_url, utcnow
+from proxy._db import Database, RunRecord, normalize_url, utcnow
 from proxy._directory import new_team, new_user
 from proxy._host import MAX_RECORDED_CALLS, HostUnavailable, LoginHost
 from runner import HookLimitExceeded
 from sdk._fakehost import FakeHost
 from sdk._hostapi import ERROR_TYPES, METHODS, Conflict, Invalid, MemberArgs, NewUserArgs, NotFound
+from tests.proxy.inprocess import login_record
 
 pytestmark = pytest.mark.anyio
 
@@ -36,20 +37,6 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
         )  # fmt: skip
     yield db
     await db.close()
-
-
-def login_of(user_id: str, session_id: str = "s1") -> LoginRecord:
-    return LoginRecord(
-        user_id=user_id,
-        email=f"{user_id}@example.com",
-        role="internal_user",
-        models=[],
-        max_budget=None,
-        budget_duration=None,
-        provider="generic",
-        session_id=session_id,
-        session_expires_at=utcnow(),
-    )
 
 
 def run_of(run_id: str, host: LoginHost) -> RunRecord:
@@ -145,7 +132,7 @@ async def test_writes_are_staged_visible_to_the_hook_and_committed_with_the_logi
     # ... nobody else does until the login commits
     async with database.reader() as rows:
         assert await rows.user("bob") is None
-    await database.complete_login(login_of("bob"), run_of("r1", host), host.staged)
+    await database.complete_login(login_record("bob", "s1"), run_of("r1", host), host.staged)
     async with database.reader() as rows:
         bob = await rows.user("bob")
         assert bob is not None
@@ -178,7 +165,7 @@ async def test_a_concurrent_creation_fails_the_whole_login(database: Database) -
     async with database.transaction() as rows:  # the management API creates erin meanwhile
         await new_user(rows, NewUserArgs(user_id="erin", user_role="proxy_admin"))
     with pytest.raises(IntegrityError):
-        await database.complete_login(login_of("frank", "s9"), run_of("r3", host), host.staged)
+        await database.complete_login(login_record("frank", "s9"), run_of("r3", host), host.staged)
     assert await database.get_session("s9") is None
     assert await database.get_run("r3") is None
     async with database.reader() as rows:

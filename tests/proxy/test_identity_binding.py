@@ -21,6 +21,7 @@ from proxy._db import Database, IdentityMismatch, LoginRecord, RunRecord, normal
 from proxy._db._store import MIGRATIONS
 from tests.idp.provider import IdP
 from tests.proxy.harness import MASTER_KEY, ProxyFactory, login, new_client
+from tests.proxy.inprocess import login_record
 
 VERIFIED_HOOK = """
 from sdk import OpenID, SSOUserDefinedValues
@@ -162,19 +163,7 @@ def test_a_user_made_by_the_management_api_is_bound_by_its_first_login(start: Pr
 
 
 def record(user_id: str, session_id: str, subject: str | None, issuer: str | None = "https://idp") -> LoginRecord:
-    return LoginRecord(
-        user_id=user_id,
-        email=f"{session_id}@example.com",
-        role="internal_user",
-        models=[],
-        max_budget=None,
-        budget_duration=None,
-        provider="generic",
-        session_id=session_id,
-        session_expires_at=utcnow(),
-        idp_issuer=issuer,
-        idp_subject=subject,
-    )
+    return login_record(user_id, session_id, email=f"{session_id}@example.com", idp_issuer=issuer, idp_subject=subject)
 
 
 def run(run_id: str) -> RunRecord:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +15,7 @@ import pytest
 
 from proxy._logging import JsonFormatter, RedactQuery, redact_query
 from tests.idp.provider import IdP
+from tests.local_server import LocalServer
 from tests.proxy.harness import MASTER_KEY, ProxyFactory, login, new_client
 
 OPERATOR = {"Authorization": f"Bearer {MASTER_KEY}"}
@@ -107,7 +107,7 @@ def test_the_access_log_redacts_secret_parameters(target: str, shown: str) -> No
 # --- the real proxy and IdP: nothing secret in the log -------------------------------------------------------
 
 
-class TokenRecorder:
+class TokenRecorder(LocalServer):
     """Stands between the proxy and the IdP's token endpoint, keeping every token the IdP issues."""
 
     def __init__(self, idp: IdP) -> None:
@@ -134,14 +134,8 @@ class TokenRecorder:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/token"
 
 
 @pytest.fixture

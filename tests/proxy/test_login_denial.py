@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from proxy._db import Database, normalize_url
-from proxy._directory import new_team
+from proxy._db import Database
 from proxy._login import LoginFailed
 from runner import HookDenied, HookRaised, HostHandler
 from tests.proxy.harness import ProxyFactory, login, new_client
+from tests.proxy.inprocess import sqlite_database
 from tests.proxy.test_login import field, run_id_of, token_cookie_set
 from tests.proxy.test_login_transaction import OPENID, ScriptedHook, nothing_written, service, write_then
 
@@ -60,12 +60,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(normalize_url("sqlite:///hj.db", tmp_path))
-    await db.upgrade()
-    async with db.transaction() as rows:
-        await new_team(rows, team_id="eng", team_alias=None, models=[], max_budget=None, members=[])
-    yield db
-    await db.close()
+    async with sqlite_database(tmp_path, teams=("eng",)) as db:
+        yield db
 
 
 def denying(reason: str) -> ScriptedHook:

@@ -14,12 +14,13 @@ import pytest
 import yaml
 
 from proxy import load_config
-from proxy._db import Database, normalize_url, utcnow
+from proxy._db import Database, utcnow
 from proxy._hook import HookService, HookSource
 from proxy._login import LoginFailed, LoginGranted, LoginService
 from proxy._sessions import SessionCodec
 from proxy._sso import SSOSettings
 from runner import CallResult, HookError, HookRaised, HostHandler
+from tests.proxy.inprocess import sqlite_database
 
 pytestmark = pytest.mark.anyio
 
@@ -63,10 +64,8 @@ def openid(user: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(normalize_url("sqlite:///hj.db", tmp_path))
-    await db.upgrade()
-    yield db
-    await db.close()
+    async with sqlite_database(tmp_path) as db:
+        yield db
 
 
 def service(

@@ -15,14 +15,15 @@ import pytest
 import yaml
 
 from proxy import load_config
-from proxy._db import Database, normalize_url, utcnow
-from proxy._directory import new_team, new_user
+from proxy._db import Database, utcnow
+from proxy._directory import new_user
 from proxy._hook import HookService, HookSource
 from proxy._login import LoginFailed, LoginService
 from proxy._sessions import SessionCodec
 from proxy._sso import SSOSettings
 from runner import CallResult, HookRaised, HostHandler
 from sdk._hostapi import NewUserArgs
+from tests.proxy.inprocess import sqlite_database
 
 pytestmark = pytest.mark.anyio
 
@@ -67,12 +68,8 @@ async def write_then(host: HostHandler) -> None:
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(normalize_url("sqlite:///hj.db", tmp_path))
-    await db.upgrade()
-    async with db.transaction() as rows:
-        await new_team(rows, team_id="eng", team_alias=None, models=[], max_budget=None, members=[])
-    yield db
-    await db.close()
+    async with sqlite_database(tmp_path, teams=("eng",)) as db:
+        yield db
 
 
 def service(database: Database, hook: ScriptedHook, tmp_path: Path, **hook_settings: Any) -> LoginService:

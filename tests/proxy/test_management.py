@@ -12,10 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from proxy import create_app, load_config, serve_settings
 from proxy._db import CandidateRecord, Database, RunRecord, utcnow
 from tests.proxy import harness
 from tests.proxy.harness import ProxyFactory, login, new_client
+from tests.proxy.inprocess import asgi_client, bare_app
 from tests.proxy.test_login import RAISING_HOOK, run_id_of
 
 pytestmark = pytest.mark.anyio
@@ -25,25 +25,13 @@ MASTER_KEY = "sk-management"
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    (tmp_path / "config.yaml").write_text("general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n")
-    environ = {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "GENERIC_CLIENT_ID": "client",
-        "GENERIC_CLIENT_SECRET": "secret",
-        "GENERIC_DISCOVERY_URL": "http://127.0.0.1:9/.well-known/openid-configuration",
-    }
-    application = create_app(serve_settings(load_config(tmp_path / "config.yaml", environ), environ))
-    async with application.router.lifespan_context(application):
+    async with bare_app(tmp_path, MASTER_KEY) as application:
         yield application
 
 
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://hookjail.test",
-        headers={"Authorization": f"Bearer {MASTER_KEY}"},
-    ) as client:
+    async with asgi_client(app, headers={"Authorization": f"Bearer {MASTER_KEY}"}) as client:
         yield client
 
 

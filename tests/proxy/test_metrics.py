@@ -19,12 +19,12 @@ from fastapi import FastAPI
 from fastapi_sso.sso.generic import create_provider
 from starlette.requests import Request
 
-from proxy import create_app, load_config, serve_settings
 from proxy._metrics import Metrics, PhaseTimer
 from proxy._sso import share_tls_context, shared_tls_context
 from runner import HookRunner, HookSpec, Limits, Sandbox
 from tests.idp.provider import free_port
 from tests.proxy.harness import MASTER_KEY, Proxy, ProxyFactory, login, new_client
+from tests.proxy.inprocess import asgi_client, bare_app
 
 OPERATOR = {"Authorization": f"Bearer {MASTER_KEY}"}
 
@@ -85,21 +85,12 @@ def server_timing(response: httpx.Response) -> dict[str, float]:
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    (tmp_path / "config.yaml").write_text("general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n")
-    environ = {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "GENERIC_CLIENT_ID": "client",
-        "GENERIC_CLIENT_SECRET": "secret",
-        "GENERIC_DISCOVERY_URL": f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration",
-        "PROXY_BASE_URL": "https://hookjail.example.com",
-    }
-    application = create_app(serve_settings(load_config(tmp_path / "config.yaml", environ), environ))
-    async with application.router.lifespan_context(application):
+    async with bare_app(tmp_path, PROXY_BASE_URL="https://hookjail.example.com") as application:
         yield application
 
 
 def asgi(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://hookjail.example.com")
+    return asgi_client(app, "https://hookjail.example.com")
 
 
 @pytest.mark.anyio

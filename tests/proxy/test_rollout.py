@@ -23,7 +23,7 @@ from proxy._db._models import Base
 from proxy._login import LoginFailed, LoginService
 from proxy.rollout import Shadow, compare, purge_expired_inputs
 from tests.proxy.harness import write_config, write_hook
-from tests.proxy.test_console import environ
+from tests.proxy.inprocess import offline_environ
 
 pytestmark = pytest.mark.anyio
 
@@ -72,7 +72,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         stops: list[anyio.Event] = []
 
         async def starter(**hook_settings: Any) -> FastAPI:
-            env = environ()
+            env = offline_environ()
             application = create_app(
                 serve_settings(load_config(configure(tmp_path, **hook_settings), env), env, allow_weak_sandbox=True)
             )
@@ -208,7 +208,7 @@ async def test_without_a_candidate_nothing_is_shadowed(start: Callable[..., Any]
 async def test_a_candidate_that_does_not_import_stops_the_start(tmp_path: Path) -> None:
     config = configure(tmp_path, candidate="candidate.custom_sso_handler")
     write_hook(tmp_path / "candidate.py", "import no_such_module_anywhere\n")
-    env = environ()
+    env = offline_environ()
     application = create_app(serve_settings(load_config(config, env), env, allow_weak_sandbox=True))
     with pytest.raises(Exception, match="no_such_module_anywhere"):
         async with application.router.lifespan_context(application):
@@ -218,7 +218,8 @@ async def test_a_candidate_that_does_not_import_stops_the_start(tmp_path: Path) 
 
 def test_the_candidate_is_resolved_beside_the_config(tmp_path: Path) -> None:
     config = load_config(
-        configure(tmp_path, candidate="candidate.custom_sso_handler", candidate_settings={"timeout": 9}), environ()
+        configure(tmp_path, candidate="candidate.custom_sso_handler", candidate_settings={"timeout": 9}),
+        offline_environ(),
     )
     assert config.candidate is not None
     assert config.candidate.path == tmp_path / "candidate.py"
@@ -226,10 +227,10 @@ def test_the_candidate_is_resolved_beside_the_config(tmp_path: Path) -> None:
     assert (candidate.timeout, candidate.permissions) == (9, ["user_info", "new_user"])
     missing = write_config(tmp_path / "other", hook_source=LIVE, hook_settings={"candidate": "nowhere.handler"})
     with pytest.raises(ConfigError, match=r"hook_settings\.candidate: no file nowhere\.py"):
-        load_config(missing, environ())
+        load_config(missing, offline_environ())
     typo = write_config(tmp_path / "typo", hook_source=LIVE, hook_settings={"candidate_settings": {"timout": 1}})
     with pytest.raises(ConfigError, match=r"hook_settings\.candidate_settings\.timout"):
-        load_config(typo, environ())
+        load_config(typo, offline_environ())
 
 
 async def test_every_loaded_version_is_kept_and_runs_name_theirs(start: Callable[..., Any], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from proxy._headers import DOCS_CSP, HSTS, STRICT_CSP, TEMPLATES, install_security_headers
+from proxy.web._headers import DOCS_CSP, HSTS, STRICT_CSP, TEMPLATES, install_security_headers
 from tests.proxy.harness import MASTER_KEY, Proxy, ProxyFactory, login, new_client
 
 STRICT = {
@@ -114,7 +114,7 @@ def test_the_docs_get_a_relaxed_policy_that_still_forbids_framing(start: ProxyFa
         openapi = client.get(f"{proxy.base_url}/openapi.json")
     assert docs.status_code == 200
     assert "swagger-ui" in docs.text
-    # the console's own policy for /docs (proxy/_console.py): Swagger UI from the proxy, its inline script by hash
+    # the console's own policy for /docs (proxy/web/_console.py): Swagger UI from the proxy, its inline script by hash
     policy = docs.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in policy
     assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0]

@@ -13,14 +13,10 @@ import base64
 import hashlib
 import html
 import logging
-import os
 import re
-import shutil
-import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
 
@@ -28,12 +24,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from proxy import ConfigError, create_app, load_config, serve_settings
-from proxy._oauth_state import OAuthStates
+from proxy import ConfigError
 from proxy._ratelimit import RateLimit, TokenBuckets
 from proxy._sso import sso_settings_from_env
-from tests.idp.provider import CLIENT_ID, CLIENT_SECRET, HERE, IdP, PortPool, _wait_ready, free_port
-from tests.proxy.harness import _ATTR, _FORM, _INPUT, MASTER_KEY, Proxy, ProxyFactory, login, new_client
+from proxy.web._oauth_state import OAuthStates
+from tests.idp.provider import IdP, PortPool, running_idp
+from tests.local_server import LocalServer
+from tests.proxy.harness import MASTER_KEY, Proxy, ProxyFactory, idp_form, login, new_client
+from tests.proxy.inprocess import bare_app
 
 # --- fixtures: the provider with http and https callbacks, and a counter of token requests ------------------
 
@@ -42,39 +40,12 @@ from tests.proxy.harness import _ATTR, _FORM, _INPUT, MASTER_KEY, Proxy, ProxyFa
 def idp(proxy_ports: PortPool) -> Iterator[IdP]:
     """The test provider (tests/idp/server.mjs), also accepting ``https://127.0.0.1:<port>/sso/callback`` (a
     proxy behind a TLS terminator)."""
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
-        pytest.fail("the test IdP needs node and `npm ci --prefix tests/idp` (see .ci/run)")
     uris = [f"{scheme}://127.0.0.1:{p}/sso/callback" for p in proxy_ports.all for scheme in ("http", "https")]
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_PORT": str(free_port()),
-        "IDP_CLIENT_ID": CLIENT_ID,
-        "IDP_CLIENT_SECRET": CLIENT_SECRET,
-        "IDP_REDIRECT_URIS": " ".join(uris),
-    }
-    process = subprocess.Popen(
-        [node, str(HERE / "server.mjs")],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        yield IdP(issuer=_wait_ready(process, timeout=20.0), client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
+    with running_idp(uris) as provider:
+        yield provider
 
 
-class TokenCounter:
+class TokenCounter(LocalServer):
     """A tiny reverse proxy for the provider's token endpoint that counts (and keeps) the requests it forwards."""
 
     def __init__(self, target: str) -> None:
@@ -97,18 +68,12 @@ class TokenCounter:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/token"
 
     @property
     def count(self) -> int:
         return len(self.bodies)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -154,16 +119,8 @@ def authorize(client: httpx.Client, url: str, user: str) -> str:
                 return target
             response = client.get(target)
             continue
-        match = _FORM.search(response.text)
-        assert match is not None, f"no form on the IdP page {response.url}: {response.text[:500]}"
-        data: dict[str, str] = {}
-        for tag in _INPUT.findall(match.group(2)):
-            attrs = dict(_ATTR.findall(tag))
-            if "name" in attrs:
-                data[attrs["name"]] = attrs.get("value", "")
-        if "login" in data:
-            data |= {"login": user, "password": "any-password"}
-        response = client.post(urljoin(str(response.url), html.unescape(match.group(1))), data=data)
+        action, data = idp_form(response, user)
+        response = client.post(action, data=data)
     raise AssertionError(f"the provider did not send the browser back: {response.url}")
 
 
@@ -435,16 +392,7 @@ def test_provider_error_text_is_not_shown_and_cannot_forge_log_lines(start: Prox
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    (tmp_path / "config.yaml").write_text("general_settings:\n  master_key: os.environ/LITELLM_MASTER_KEY\n")
-    environ = {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "GENERIC_CLIENT_ID": "client",
-        "GENERIC_CLIENT_SECRET": "secret",
-        "GENERIC_DISCOVERY_URL": f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration",
-        "PROXY_BASE_URL": "https://hookjail.example.com",
-    }
-    application = create_app(serve_settings(load_config(tmp_path / "config.yaml", environ), environ))
-    async with application.router.lifespan_context(application):
+    async with bare_app(tmp_path, PROXY_BASE_URL="https://hookjail.example.com") as application:
         yield application
 
 

@@ -21,10 +21,10 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
-from proxy import create_app, load_config, serve_settings
-from proxy._bodylimit import MAX_BODY_BYTES, BodyLimit
+from proxy.web._bodylimit import MAX_BODY_BYTES, BodyLimit
 from tests.idp.provider import free_port
 from tests.proxy.harness import MASTER_KEY, REPO, Proxy, start_proxy, write_config, write_hook
+from tests.proxy.inprocess import asgi_client, offline_environ, running_app
 
 CHUNK = b"x" * 65536
 #: A 50 MiB body: 800 chunks of 64 KiB.
@@ -42,28 +42,14 @@ def custom_sso_handler(userIDPInfo):
 """
 
 
-def environ(**extra: str) -> dict[str, str]:
-    return {
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "GENERIC_CLIENT_ID": "client",
-        "GENERIC_CLIENT_SECRET": "secret",
-        # nothing listens there: the provider is unreachable (no login happens here)
-        "GENERIC_DISCOVERY_URL": f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration",
-        **extra,
-    }
-
-
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    config = write_config(tmp_path, hook_source=None)
-    env = environ()
-    application = create_app(serve_settings(load_config(config, env), env))
-    async with application.router.lifespan_context(application):
+    async with running_app(write_config(tmp_path, hook_source=None), offline_environ()) as application:
         yield application
 
 
 def in_process(app: FastAPI, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hookjail.test", headers=headers)
+    return asgi_client(app, headers=headers)
 
 
 class Stream:
@@ -180,7 +166,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         for key, value in os.environ.items()
         if not key.startswith(("GENERIC_", "GOOGLE_", "MICROSOFT_", "PROXY_", "ALLOWED_EMAIL", "LITELLM_"))
     }
-    env |= environ(PYTHONPATH=str(REPO))
+    env |= offline_environ(PYTHONPATH=str(REPO))
     proxy = start_proxy(config, free_port(), env)
     try:
         yield proxy
@@ -260,9 +246,7 @@ async def leaky_app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     """The app with a hook that loaded, then was changed into one that fails to import with a secret in its
     error (the proxy keeps the last good version and records the error)."""
     config = write_config(tmp_path, hook_settings={"sandbox": "permissive"})
-    env = environ()
-    application = create_app(serve_settings(load_config(config, env), env, allow_weak_sandbox=True))
-    async with application.router.lifespan_context(application):
+    async with running_app(config, offline_environ(), allow_weak_sandbox=True) as application:
         write_hook(tmp_path / "custom_sso.py", LEAKY_HOOK)
         await application.state.hook.reload_if_changed()
         assert SECRET in application.state.hook.last_reload_error

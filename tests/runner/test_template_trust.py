@@ -8,7 +8,7 @@ compromised template is simulated by a trusted adapter module imported there (te
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,15 +20,6 @@ from .conftest import SANDBOX
 pytestmark = pytest.mark.anyio
 
 ECHO = "def handler(info):\n    return {'ok': True}\n"
-
-
-@pytest.fixture
-def victim() -> Iterator[subprocess.Popen[bytes]]:
-    """A process of the proxy's uid that no hook may get killed."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
 
 
 def _tampered(spec: HookSpec, how: str, **env: str) -> tuple[HookSpec, Sandbox]:

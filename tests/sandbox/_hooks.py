@@ -45,3 +45,8 @@ async def call_once(spec: HookSpec, box: Sandbox, arg: Any = None) -> CallResult
     """Start a runner, make one call, stop it."""
     async with HookRunner(spec, LIMITS, box) as runner:
         return await runner.call(arg if arg is not None else {"id": "u1", "email": "a@example.com"})
+
+
+async def hook_value(operator_dir: Path, source: str) -> Any:
+    """Write ``source`` as the hook (see :func:`write_hook`), call it once in the strict sandbox; what it returned."""
+    return (await call_once(write_hook(operator_dir, source), sandbox(operator_dir))).value

@@ -10,7 +10,6 @@ import ctypes
 import os
 import resource
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,6 @@ _IPC_CREAT = 0o1000
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.shmat.restype = ctypes.c_void_p
 _libc.shmat.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
-
-
-@pytest.fixture
-def victim() -> Iterator[subprocess.Popen[bytes]]:
-    """A process of the proxy's uid whose limits no hook may touch."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
 
 
 async def test_cant_reach_the_proxys_rlimits_at_import_time(operator_dir: Path) -> None:

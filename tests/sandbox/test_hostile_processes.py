@@ -12,7 +12,7 @@ import pytest
 
 from runner import HookRunner
 
-from ._hooks import LIMITS, call_once, sandbox, write_hook
+from ._hooks import LIMITS, call_once, hook_value, sandbox, write_hook
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +43,7 @@ def _marked_processes(marker: str) -> dict[int, int]:
 
 
 async def test_cant_run_subprocess(operator_dir: Path) -> None:
-    spec = write_hook(
+    value = await hook_value(
         operator_dir,
         """
         import subprocess
@@ -51,7 +51,7 @@ async def test_cant_run_subprocess(operator_dir: Path) -> None:
             return observe(lambda: subprocess.run(["/bin/sh", "-c", "id"], capture_output=True).stdout)
         """,
     )
-    assert (await call_once(spec, sandbox(operator_dir))).value["errno"] == "EPERM"
+    assert value["errno"] == "EPERM"
 
 
 async def test_cant_run_os_system(operator_dir: Path) -> None:
@@ -69,7 +69,7 @@ async def test_cant_run_os_system(operator_dir: Path) -> None:
 
 
 async def test_cant_execv(operator_dir: Path) -> None:
-    spec = write_hook(
+    value = await hook_value(
         operator_dir,
         """
         import os
@@ -77,11 +77,11 @@ async def test_cant_execv(operator_dir: Path) -> None:
             return observe(lambda: os.execv("/bin/sh", ["sh", "-c", "id"]))
         """,
     )
-    assert (await call_once(spec, sandbox(operator_dir))).value["errno"] == "EPERM"
+    assert value["errno"] == "EPERM"
 
 
 async def test_cant_double_fork_during_call(operator_dir: Path) -> None:
-    spec = write_hook(
+    value = await hook_value(
         operator_dir,
         """
         import os, time
@@ -95,7 +95,7 @@ async def test_cant_double_fork_during_call(operator_dir: Path) -> None:
             return observe(spawn)
         """,
     )
-    assert (await call_once(spec, sandbox(operator_dir))).value["errno"] == "EPERM"
+    assert value["errno"] == "EPERM"
 
 
 async def test_cant_fork_from_the_module_body(operator_dir: Path) -> None:
@@ -211,7 +211,7 @@ async def test_cant_signal_or_ptrace_another_logins_child(operator_dir: Path) ->
 
 
 async def test_cant_unshare(operator_dir: Path) -> None:
-    spec = write_hook(
+    value = await hook_value(
         operator_dir,
         f"""
         import ctypes
@@ -223,7 +223,7 @@ async def test_cant_unshare(operator_dir: Path) -> None:
             return observe(unshare)
         """,
     )
-    assert (await call_once(spec, sandbox(operator_dir))).value["errno"] == "EPERM"
+    assert value["errno"] == "EPERM"
 
 
 async def test_cant_setns(operator_dir: Path) -> None:

@@ -28,11 +28,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from proxy import create_app, load_config, serve_settings
 from proxy._db import Database, HookVersion, Team, TeamMember, UISession, VersionRecord
 from runner import HookProtocolError, HookRunner, HookSpec, Limits, Sandbox
 from tests.proxy.harness import MASTER_KEY, write_config, write_hook
-from tests.proxy.test_console import client, environ, signed_in
+from tests.proxy.inprocess import offline_environ, running_app
+from tests.proxy.test_console import client, signed_in
 
 pytestmark = pytest.mark.anyio
 
@@ -68,9 +68,7 @@ def openid(local: str) -> dict[str, Any]:
 @asynccontextmanager
 async def proxy_app(config: Path) -> AsyncIterator[FastAPI]:
     """The real proxy app (lifespan and all: hook, candidate, versions kept) on ``config``."""
-    env = environ()
-    application = create_app(serve_settings(load_config(config, env), env, allow_weak_sandbox=True))
-    async with application.router.lifespan_context(application):
+    async with running_app(config, offline_environ(), allow_weak_sandbox=True) as application:
         yield application
 
 

@@ -1,5 +1,5 @@
-"""The admin console's safe-rollout pages (``hook_settings.candidate``, the kept hook versions), added to the
-console's router by :func:`rollout_routes` with its access control and rendering (:mod:`proxy._console`).
+"""The admin console's safe-rollout pages (``hook_settings.candidate``, the kept hook versions), for admins only
+(the :data:`~proxy.web._web.Admin` dependency), rendered as every console page (:mod:`._console_pages`).
 
 - ``/ui/candidate``: the candidate (its dotted name, version, limits, permissions), how often it agreed with the
   live hook over its newest shadow runs, the shadow runs skipped since start-up, the fields it differs on and
@@ -11,7 +11,7 @@ console's router by :func:`rollout_routes` with its access control and rendering
 
 The run page (``/ui/runs/{run_id}``) shows the version that served the run and the candidate's shadow run
 (:func:`run_rollout`). Everything the hook returned or its source says is shown through
-:func:`proxy._console.hook_text` rules (control and bidirectional-text characters escaped), then autoescaped.
+:func:`._console_pages.hook_text` rules (control and bidirectional-text characters escaped), then autoescaped.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import difflib
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,17 +31,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
-from ._db import CandidateRun, Database, HookRun, HookVersion, User
-from ._hook import HookService
-from ._metrics import COMPARED_FIELDS
-from ._text import jsonable, one_line, printable
+from .._db import CandidateRun, Database, HookRun, HookVersion
+from .._hook import HookService
+from .._metrics import COMPARED_FIELDS
+from .._text import jsonable, one_line, printable
+from ._console_pages import render
+from ._web import Admin, DatabaseDep, HookDep, WebDep
 
 __all__ = (
     "MAX_CANDIDATE_RUNS",
     "CandidateSummary",
     "FieldDiff",
     "parse_sha",
-    "rollout_routes",
+    "router",
     "run_rollout",
     "source_diff",
     "summarize_candidate",
@@ -58,8 +60,7 @@ MAX_DIFFED_LINES = 10_000
 MAX_VALUE_CHARS = 500
 _HEX = re.compile(r"^[0-9a-f]+$")
 
-Admin = Callable[[Request], Awaitable[User | Response]]
-Render = Callable[..., Response]
+router = APIRouter(include_in_schema=False)
 
 
 # --- shown values ----------------------------------------------------------------------------------------------
@@ -315,133 +316,127 @@ def _current(hook: HookService | None) -> str | None:
     return (hook.describe().sha256 or None) if hook is not None else None
 
 
-def rollout_routes(router: APIRouter, *, admin: Admin, render: Render) -> None:
-    """Add the rollout pages to the console's router.
+def _diff_limiter(request: Request) -> anyio.CapacityLimiter:
+    """One diff at a time per proxy, whoever asks (made on first use, in the app's event loop)."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, "diff_limiter", None)
+    if limiter is None:
+        limiter = state.diff_limiter = anyio.CapacityLimiter(1)
+    return limiter
 
-    Args:
-        admin: the signed-in admin of a request, or the answer for anyone else.
-        render: a console page (template name, user, ``status``, context).
-    """
 
-    diffing: list[anyio.CapacityLimiter] = []  # one diff at a time per proxy, whoever asks
+@router.get("/ui/candidate")
+async def candidate_page(request: Request, user: Admin, web: WebDep, database: DatabaseDep, hook: HookDep) -> Response:
+    config = web.settings.config
+    shadow = request.app.state.shadow
+    if config.candidate is None:
+        return render(request, "candidate.html", user, section="candidate", target=None, shadow=None)
+    candidate: HookService | None = shadow.candidate if shadow is not None else None
+    sha256 = _current(candidate)
+    rows = await candidate_runs(database, sha256)
+    shadows = await shadow_counts(database)
+    others = sum(runs for version, (runs, _) in shadows.items() if version != sha256) if sha256 else 0
+    return render(
+        request,
+        "candidate.html",
+        user,
+        section="candidate",
+        target=config.candidate,
+        shadow=shadow,
+        source=candidate.describe() if candidate is not None else None,
+        limits=_limits(candidate) if candidate is not None else [],
+        live_sha256=_current(hook),
+        live_target=config.hook,
+        summary=summarize_candidate(rows),
+        window=MAX_CANDIDATE_RUNS,
+        others=others,
+        short=short,
+    )
 
-    def diff_limiter() -> anyio.CapacityLimiter:
-        if not diffing:  # made on first use, in the app's event loop
-            diffing.append(anyio.CapacityLimiter(1))
-        return diffing[0]
 
-    @router.get("/ui/candidate")
-    async def candidate_page(request: Request) -> Response:
-        user = await admin(request)
-        if isinstance(user, Response):
-            return user
-        state = request.app.state
-        database: Database = state.database
-        config = state.settings.config
-        shadow = state.shadow
-        if config.candidate is None:
-            return render("candidate.html", user, section="candidate", target=None, shadow=None)
-        hook: HookService | None = shadow.candidate if shadow is not None else None
-        sha256 = _current(hook)
-        rows = await candidate_runs(database, sha256)
-        shadows = await shadow_counts(database)
-        others = sum(runs for version, (runs, _) in shadows.items() if version != sha256) if sha256 else 0
-        source = hook.describe() if hook is not None else None
-        return render(
-            "candidate.html",
-            user,
-            section="candidate",
-            target=config.candidate,
-            shadow=shadow,
-            source=source,
-            limits=_limits(hook) if hook is not None else [],
-            live_sha256=_current(state.hook),
-            live_target=config.hook,
-            summary=summarize_candidate(rows),
-            window=MAX_CANDIDATE_RUNS,
-            others=others,
-            short=short,
+@router.get("/ui/versions")
+async def versions_page(request: Request, user: Admin, database: DatabaseDep, hook: HookDep) -> Response:
+    live = _current(hook)
+    shadow = request.app.state.shadow
+    candidate = _current(shadow.candidate) if shadow is not None else None
+    shadows = await shadow_counts(database)
+    rows = [
+        VersionRow(
+            version=version,
+            counts=sorted(counts.items(), key=lambda item: (-item[1], item[0])),
+            runs=sum(counts.values()),
+            live=version.sha256 == live,
+            candidate=version.sha256 == candidate,
+            shadow_runs=shadows.get(version.sha256, (0, 0))[0],
+            shadow_agree=shadows.get(version.sha256, (0, 0))[1],
         )
+        for version, counts in await database.versions()
+    ]
+    return render(
+        request,
+        "versions.html",
+        user,
+        section="versions",
+        rows=rows,
+        versions=[row.version for row in rows],
+        live=live,
+        candidate=candidate,
+        picked={},
+        short=short,
+    )
 
-    @router.get("/ui/versions")
-    async def versions_page(request: Request) -> Response:
-        user = await admin(request)
-        if isinstance(user, Response):
-            return user
-        state = request.app.state
-        database: Database = state.database
-        live = _current(state.hook)
-        candidate = _current(state.shadow.candidate) if state.shadow is not None else None
-        shadows = await shadow_counts(database)
-        rows = [
-            VersionRow(
-                version=version,
-                counts=sorted(counts.items(), key=lambda item: (-item[1], item[0])),
-                runs=sum(counts.values()),
-                live=version.sha256 == live,
-                candidate=version.sha256 == candidate,
-                shadow_runs=shadows.get(version.sha256, (0, 0))[0],
-                shadow_agree=shadows.get(version.sha256, (0, 0))[1],
-            )
-            for version, counts in await database.versions()
-        ]
-        return render(
-            "versions.html",
-            user,
-            section="versions",
-            rows=rows,
-            versions=[row.version for row in rows],
-            live=live,
-            candidate=candidate,
-            picked={},
-            short=short,
-        )
 
-    @router.get("/ui/versions/diff")
-    async def diff_page(request: Request) -> Response:
-        user = await admin(request)
-        if isinstance(user, Response):
-            return user
-        database: Database = request.app.state.database
-        params = request.query_params
-        versions = [version for version, _ in await database.versions()]
-        picked = {name: params.get(name, "")[:64] for name in ("from", "to")}
-        context: dict[str, Any] = {"section": "versions", "versions": versions, "picked": picked, "short": short}
-        if not params.get("from", "").strip() and not params.get("to", "").strip():
-            return render("diff.html", user, errors=[], **context)
-        shas = [parse_sha(params, "from"), parse_sha(params, "to")]
-        errors = [error for _, error in shas if error]
-        if errors:
-            return render("diff.html", user, status=400, errors=errors, **context)
-        found: list[HookVersion] = []
-        for name, (sha, _) in zip(("from", "to"), shas, strict=True):
-            version = await database.get_version(sha or "")
-            if version is None:
-                text = f"{name}: no kept version's SHA-256 is or starts with {sha} (or several do: give more digits)"
-                return render("diff.html", user, status=404, errors=[text], **context)
-            found.append(version)
-        old, new = found
-        missing = [version for version in found if version.sources is None]
-        lines: list[DiffLine] = []
-        cut = False
-        total = sum(text.count("\n") + 1 for version in found for text in (version.sources or {}).values())
-        too_large = total if total > MAX_DIFFED_LINES else 0
-        if not missing and not too_large:
-            lines, cut = await anyio.to_thread.run_sync(
-                lambda: source_diff(old.sources or {}, new.sources or {}, short(old.sha256), short(new.sha256)),
-                limiter=diff_limiter(),
-            )
-        return render(
-            "diff.html",
-            user,
-            errors=[],
-            old=old,
-            new=new,
-            missing=missing,
-            lines=lines,
-            cut=cut,
-            too_large=too_large,
-            max_diffed=MAX_DIFFED_LINES,
-            max_lines=MAX_DIFF_LINES,
-            **context,
+@router.get("/ui/versions/diff")
+async def diff_page(request: Request, user: Admin, database: DatabaseDep) -> Response:
+    params = request.query_params
+    versions = [version for version, _ in await database.versions()]
+    picked = {name: params.get(name, "")[:64] for name in ("from", "to")}
+    context: dict[str, Any] = {"section": "versions", "versions": versions, "picked": picked, "short": short}
+    if not params.get("from", "").strip() and not params.get("to", "").strip():
+        return render(request, "diff.html", user, errors=[], **context)
+    found = await _picked_versions(params, database)
+    if isinstance(found, tuple):
+        status, errors = found
+        return render(request, "diff.html", user, status=status, errors=errors, **context)
+    old, new = found
+    missing = [version for version in found if version.sources is None]
+    lines: list[DiffLine] = []
+    cut = False
+    total = sum(text.count("\n") + 1 for version in found for text in (version.sources or {}).values())
+    too_large = total if total > MAX_DIFFED_LINES else 0
+    if not missing and not too_large:
+        lines, cut = await anyio.to_thread.run_sync(
+            lambda: source_diff(old.sources or {}, new.sources or {}, short(old.sha256), short(new.sha256)),
+            limiter=_diff_limiter(request),
         )
+    return render(
+        request,
+        "diff.html",
+        user,
+        errors=[],
+        old=old,
+        new=new,
+        missing=missing,
+        lines=lines,
+        cut=cut,
+        too_large=too_large,
+        max_diffed=MAX_DIFFED_LINES,
+        max_lines=MAX_DIFF_LINES,
+        **context,
+    )
+
+
+async def _picked_versions(params: Mapping[str, str], database: Database) -> list[HookVersion] | tuple[int, list[str]]:
+    """The two kept versions ``from`` and ``to`` name, or the page's status and errors."""
+    shas = [parse_sha(params, "from"), parse_sha(params, "to")]
+    errors = [error for _, error in shas if error]
+    if errors:
+        return 400, errors
+    found: list[HookVersion] = []
+    for name, (sha, _) in zip(("from", "to"), shas, strict=True):
+        version = await database.get_version(sha or "")
+        if version is None:
+            text = f"{name}: no kept version's SHA-256 is or starts with {sha} (or several do: give more digits)"
+            return 404, [text]
+        found.append(version)
+    return found

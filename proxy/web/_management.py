@@ -14,11 +14,11 @@ and ignored; responses carry no API keys (hookjail issues none). Bad input is a 
 The master key is checked before the request body is read. FastAPI reads and parses a route's body before
 its dependencies run, so a dependency alone would parse an anonymous client's body (100 MiB of JSON, or a
 malformed one answered 422 rather than 401). The user and team routes are therefore built with a route class
-(:func:`_master_key_route`) whose handler checks the ``Authorization`` header first and only then hands the
+(:class:`_MasterKeyRoute`) whose handler checks the ``Authorization`` header first and only then hands the
 request to FastAPI's own handler, which reads, parses and validates the body: the endpoints keep their typed
 bodies and OpenAPI schemas, and an unauthenticated request is a 401 whose body was never read. (The router's
 dependency checks the key again and documents the bearer scheme in OpenAPI; the hook-run reads take no body.)
-Every body is capped besides, before it is read, by :class:`proxy._bodylimit.BodyLimit` (413).
+Every body is capped besides, before it is read, by :class:`proxy.web._bodylimit.BodyLimit` (413).
 
 Inputs are bounded: ids, aliases, model names and filters are refused (422 naming the field) when they hold
 control characters (NUL, CR, LF, ...) or bidirectional-text controls (U+202A-U+202E, U+2066-U+2069, ...);
@@ -71,11 +71,11 @@ from sdk.contract import (
     plain_text,
 )
 
-from . import _directory
-from ._db import CandidateRun, Database, HookRun, as_utc, utcnow
-from ._errors import ProxyError
-from ._login import ADMIN_ROLES
-from ._sessions import COOKIE_NAME, SessionCodec, SessionInvalid
+from .. import _directory
+from .._db import CandidateRun, HookRun, as_utc
+from .._errors import ProxyError
+from .._login import ADMIN_ROLES
+from ._web import DatabaseDep, signed_in, web_of
 
 __all__ = (
     "MAX_RUNS_LISTED",
@@ -85,7 +85,7 @@ __all__ = (
     "HookRunSummary",
     "check_master_key",
     "install_error_handlers",
-    "management_router",
+    "router",
 )
 
 #: The most hook runs ``GET /hook/runs`` returns at once.
@@ -305,195 +305,179 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def management_router(master_key: str) -> APIRouter:
-    """The management endpoints, guarded by ``master_key``."""
-    expected = master_key.encode()
+async def require_master_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Dependency: ``Authorization: Bearer <master_key>``.
 
-    async def require_master_key(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if credentials is None:
-            raise ApiError(401, "Authentication Error: no Authorization: Bearer <master_key> header", type="auth_error")
-        if not hmac.compare_digest(credentials.credentials.encode(), expected):
-            raise ApiError(401, "Authentication Error: invalid master key", type="auth_error")
+    Raises:
+        ApiError: 401, without the header or with another key.
+    """
+    if credentials is None:
+        raise ApiError(401, "Authentication Error: no Authorization: Bearer <master_key> header", type="auth_error")
+    if not hmac.compare_digest(credentials.credentials.encode(), web_of(request).master_key):
+        raise ApiError(401, "Authentication Error: invalid master key", type="auth_error")
 
-    # the user and team routes: the key is checked before the body is read (the route class), and again by the
-    # dependency, which also documents the bearer scheme in OpenAPI
-    router = APIRouter(
-        dependencies=[Depends(require_master_key)], responses=_ERRORS, route_class=_master_key_route(expected)
-    )
-    codec = SessionCodec(master_key)  # verifies the UI's cookies (signed with a key derived from master_key)
 
-    async def require_master_key_or_admin_session(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        # a bearer, right or wrong, is judged alone; without one, the session of a signed-in admin will do
-        if credentials is None and await _admin_session(request, codec):
+async def require_master_key_or_admin_session(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Dependency: the master key, or the UI session of a signed-in ``proxy_admin``/``proxy_admin_viewer`` (a
+    session row that still exists and has not expired, and the user's role now: a demoted admin's session no
+    longer reads runs). A bearer, right or wrong, is judged alone."""
+    if credentials is None:
+        user = await signed_in(request, web_of(request).codec)
+        if user is not None and user.role in ADMIN_ROLES:
             return
-        await require_master_key(credentials)
+    await require_master_key(request, credentials)
 
-    # the hook-run reads: the master key, or an admin's UI session (the dashboard links to the login's run)
-    run_reads = APIRouter(dependencies=[Depends(require_master_key_or_admin_session)], responses=_ERRORS)
 
-    def database(request: Request) -> Database:
-        db: Database = request.app.state.database
-        return db
+class _MasterKeyRoute(APIRoute):
+    """A route whose requests must carry the master key before their body is read (see the module)."""
 
-    @router.post("/user/new", tags=["internal user management"], response_model=NewUserResponse)
-    async def user_new(body: NewUserRequest, request: Request) -> NewUserResponse:
-        """Create a user (LiteLLM's ``/user/new``; no API key is made: ``key`` is null)."""
-        async with _translated(), database(request).transaction() as rows:
-            return await _directory.new_user(rows, body)
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        read_body_and_answer = super().get_route_handler()
 
-    @router.get("/user/info", tags=["internal user management"], response_model=UserInfoResponse)
-    async def user_info(request: Request, user_id: QueryId) -> UserInfoResponse:
-        """A user, their teams and (always empty) keys (LiteLLM's ``/user/info``)."""
-        async with _translated(), database(request).reader() as rows:
-            return await _directory.user_info(rows, user_id)
+        async def handler(request: Request) -> Response:
+            check_master_key(request.headers.get("authorization"), web_of(request).master_key)
+            return await read_body_and_answer(request)
 
-    @router.get("/user/list", tags=["internal user management"], response_model=UserListResponse)
-    async def user_list(
-        request: Request,
-        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
-        page_size: Annotated[int, Query(ge=1, le=100)] = 25,
-        role: Annotated[
-            str | None, Query(max_length=64, description="only users with this role"), AfterValidator(plain_text)
-        ] = None,
-        team: Annotated[
-            str | None,
-            Query(min_length=1, max_length=MAX_ID_LENGTH, description="only members of this team id"),
-            AfterValidator(plain_text),
-        ] = None,
-        user_ids: Annotated[
-            str | None,
-            Query(max_length=100 * (MAX_ID_LENGTH + 1), description="only these user ids, comma-separated"),
-            AfterValidator(plain_text),
-        ] = None,
-    ) -> UserListResponse:
-        """One page of users, oldest first (LiteLLM's ``/user/list``)."""
-        ids = [i for i in (user_ids or "").split(",") if i] or None
-        async with database(request).reader() as rows:
-            users, total = await rows.page_of_users(
-                page=page, page_size=page_size, role=role, team_id=team, user_ids=ids
-            )
-            teams = await rows.team_ids_of_users([u.id for u in users])
-        return UserListResponse(
-            users=[_directory.user_record(u, teams[u.id]) for u in users],
-            total=total,
-            page=page,
-            page_size=page_size,
-            total_pages=math.ceil(total / page_size) if total else 0,
+        return handler
+
+
+# the user and team routes: the key is checked before the body is read (the route class), and again by the
+# dependency, which also documents the bearer scheme in OpenAPI
+_directory_routes = APIRouter(
+    dependencies=[Depends(require_master_key)], responses=_ERRORS, route_class=_MasterKeyRoute
+)
+# the hook-run reads: the master key, or an admin's UI session (the dashboard links to the login's run)
+_run_reads = APIRouter(dependencies=[Depends(require_master_key_or_admin_session)], responses=_ERRORS)
+
+
+@_directory_routes.post("/user/new", tags=["internal user management"], response_model=NewUserResponse)
+async def user_new(body: NewUserRequest, database: DatabaseDep) -> NewUserResponse:
+    """Create a user (LiteLLM's ``/user/new``; no API key is made: ``key`` is null)."""
+    async with _translated(), database.transaction() as rows:
+        return await _directory.new_user(rows, body)
+
+
+@_directory_routes.get("/user/info", tags=["internal user management"], response_model=UserInfoResponse)
+async def user_info(database: DatabaseDep, user_id: QueryId) -> UserInfoResponse:
+    """A user, their teams and (always empty) keys (LiteLLM's ``/user/info``)."""
+    async with _translated(), database.reader() as rows:
+        return await _directory.user_info(rows, user_id)
+
+
+@_directory_routes.get("/user/list", tags=["internal user management"], response_model=UserListResponse)
+async def user_list(
+    database: DatabaseDep,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 25,
+    role: Annotated[
+        str | None, Query(max_length=64, description="only users with this role"), AfterValidator(plain_text)
+    ] = None,
+    team: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_ID_LENGTH, description="only members of this team id"),
+        AfterValidator(plain_text),
+    ] = None,
+    user_ids: Annotated[
+        str | None,
+        Query(max_length=100 * (MAX_ID_LENGTH + 1), description="only these user ids, comma-separated"),
+        AfterValidator(plain_text),
+    ] = None,
+) -> UserListResponse:
+    """One page of users, oldest first (LiteLLM's ``/user/list``)."""
+    ids = [i for i in (user_ids or "").split(",") if i] or None
+    async with database.reader() as rows:
+        users, total = await rows.page_of_users(page=page, page_size=page_size, role=role, team_id=team, user_ids=ids)
+        teams = await rows.team_ids_of_users([u.id for u in users])
+    return UserListResponse(
+        users=[_directory.user_record(u, teams[u.id]) for u in users],
+        total=total,
+        page=page,
+        page_size=page_size,
+        total_pages=math.ceil(total / page_size) if total else 0,
+    )
+
+
+@_directory_routes.post("/team/new", tags=["team management"], response_model=TeamRecord)
+async def team_new(body: NewTeamRequest, database: DatabaseDep) -> TeamRecord:
+    """Create a team with its first members; users that do not exist yet are created (``/team/new``)."""
+    async with _translated(), database.transaction() as rows:
+        return await _directory.new_team(
+            rows,
+            team_id=body.team_id,
+            team_alias=body.team_alias,
+            models=body.models,
+            max_budget=body.max_budget,
+            members=[m.args() for m in body.members_with_roles],
         )
 
-    @router.post("/team/new", tags=["team management"], response_model=TeamRecord)
-    async def team_new(body: NewTeamRequest, request: Request) -> TeamRecord:
-        """Create a team with its first members; users that do not exist yet are created (``/team/new``)."""
-        async with _translated(), database(request).transaction() as rows:
-            return await _directory.new_team(
-                rows,
-                team_id=body.team_id,
-                team_alias=body.team_alias,
-                models=body.models,
-                max_budget=body.max_budget,
-                members=[m.args() for m in body.members_with_roles],
-            )
 
-    @router.post("/team/member_add", tags=["team management"], response_model=TeamAddMemberResponse)
-    async def team_member_add(body: TeamMemberAddRequest, request: Request) -> TeamAddMemberResponse:
-        """Add members to a team; users that do not exist yet are created (LiteLLM's ``/team/member_add``)."""
-        async with _translated(), database(request).transaction() as rows:
-            return await _directory.add_members(rows, body.args())
-
-    @router.get("/team/info", tags=["team management"], response_model=TeamInfoResponse)
-    async def team_info(request: Request, team_id: QueryId) -> TeamInfoResponse:
-        """A team, its members and memberships (LiteLLM's ``/team/info``)."""
-        async with _translated(), database(request).reader() as rows:
-            return await _directory.team_info(rows, team_id)
-
-    @run_reads.get("/hook/runs", tags=["hook runs"], response_model=HookRunList)
-    async def hook_runs(
-        request: Request,
-        outcome: Annotated[
-            str | None,
-            Query(max_length=32, description='only runs with this outcome, e.g. "raised"'),
-            AfterValidator(plain_text),
-        ] = None,
-        user_id: Annotated[
-            str | None,
-            Query(
-                max_length=MAX_ID_LENGTH,
-                description="only runs of this user: by the user id the login named, or by the identity "
-                "provider's subject (a run that failed has only that)",
-            ),
-            AfterValidator(plain_text),
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LISTED)] = 50,
-    ) -> HookRunList:
-        """The most recent hook runs, newest first, without their output and host calls (see
-        ``/hook/runs/{run_id}``)."""
-        runs = await database(request).recent_runs(limit, outcome=outcome, user_id=user_id)
-        return HookRunList(runs=[_summary(run) for run in runs])
-
-    @run_reads.get(
-        "/hook/runs/{run_id}",
-        tags=["hook runs"],
-        response_model=HookRunDetail,
-        responses={404: {"description": "No hook run with this id"}},
-    )
-    async def hook_run(
-        request: Request,
-        run_id: Annotated[
-            str,
-            Path(min_length=1, max_length=64, description="the run id a login's error page shows"),
-            AfterValidator(plain_text),
-        ],
-    ) -> HookRunDetail:
-        """One hook run: its outcome, error, what the hook printed and its host calls."""
-        run = await database(request).get_run(run_id)
-        if run is None:
-            raise ApiError(404, f"Hook run {run_id} not found", type="not_found")
-        return _detail(run, await database(request).get_candidate(run_id))
-
-    endpoints = APIRouter()
-    endpoints.include_router(router)
-    endpoints.include_router(run_reads)
-    return endpoints
+@_directory_routes.post("/team/member_add", tags=["team management"], response_model=TeamAddMemberResponse)
+async def team_member_add(body: TeamMemberAddRequest, database: DatabaseDep) -> TeamAddMemberResponse:
+    """Add members to a team; users that do not exist yet are created (LiteLLM's ``/team/member_add``)."""
+    async with _translated(), database.transaction() as rows:
+        return await _directory.add_members(rows, body.args())
 
 
-async def _admin_session(request: Request, codec: SessionCodec) -> bool:
-    """Whether the request carries the UI session cookie of a signed-in ``proxy_admin``/``proxy_admin_viewer``:
-    a valid signature, a session row that still exists (not logged out) and has not expired, and the user's
-    role now (a demoted admin's session no longer reads runs)."""
-    token = request.cookies.get(COOKIE_NAME)
-    if not token:
-        return False
-    try:
-        claims = codec.verify(token)
-    except SessionInvalid:
-        return False
-    db: Database = request.app.state.database
-    row = await db.get_session(claims.session_id)
-    if row is None or row.user_id != claims.user_id or as_utc(row.expires_at) <= utcnow():
-        return False
-    user = await db.get_user(claims.user_id)
-    return user is not None and user.role in ADMIN_ROLES
+@_directory_routes.get("/team/info", tags=["team management"], response_model=TeamInfoResponse)
+async def team_info(database: DatabaseDep, team_id: QueryId) -> TeamInfoResponse:
+    """A team, its members and memberships (LiteLLM's ``/team/info``)."""
+    async with _translated(), database.reader() as rows:
+        return await _directory.team_info(rows, team_id)
 
 
-def _master_key_route(master_key: bytes) -> type[APIRoute]:
-    """A route class whose requests must carry the master key before their body is read (see the module)."""
+@_run_reads.get("/hook/runs", tags=["hook runs"], response_model=HookRunList)
+async def hook_runs(
+    database: DatabaseDep,
+    outcome: Annotated[
+        str | None,
+        Query(max_length=32, description='only runs with this outcome, e.g. "raised"'),
+        AfterValidator(plain_text),
+    ] = None,
+    user_id: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_ID_LENGTH,
+            description="only runs of this user: by the user id the login named, or by the identity "
+            "provider's subject (a run that failed has only that)",
+        ),
+        AfterValidator(plain_text),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_RUNS_LISTED)] = 50,
+) -> HookRunList:
+    """The most recent hook runs, newest first, without their output and host calls (see
+    ``/hook/runs/{run_id}``)."""
+    runs = await database.recent_runs(limit, outcome=outcome, user_id=user_id)
+    return HookRunList(runs=[_summary(run) for run in runs])
 
-    class MasterKeyRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            read_body_and_answer = super().get_route_handler()
 
-            async def handler(request: Request) -> Response:
-                check_master_key(request.headers.get("authorization"), master_key)
-                return await read_body_and_answer(request)
+@_run_reads.get(
+    "/hook/runs/{run_id}",
+    tags=["hook runs"],
+    response_model=HookRunDetail,
+    responses={404: {"description": "No hook run with this id"}},
+)
+async def hook_run(
+    database: DatabaseDep,
+    run_id: Annotated[
+        str,
+        Path(min_length=1, max_length=64, description="the run id a login's error page shows"),
+        AfterValidator(plain_text),
+    ],
+) -> HookRunDetail:
+    """One hook run: its outcome, error, what the hook printed and its host calls."""
+    run = await database.get_run(run_id)
+    if run is None:
+        raise ApiError(404, f"Hook run {run_id} not found", type="not_found")
+    return _detail(run, await database.get_candidate(run_id))
 
-            return handler
 
-    return MasterKeyRoute
+router = APIRouter()
+router.include_router(_directory_routes)
+router.include_router(_run_reads)
 
 
 @asynccontextmanager

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._errors import ProxyError
+from .._errors import ProxyError
 
 __all__ = ("COOKIE_LIFETIME", "LoginTransaction", "OAuthStates", "StateInvalid", "cookie_name", "provider_error_text")
 

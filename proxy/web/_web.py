@@ -184,9 +184,29 @@ async def admin(request: Request) -> User:
     return user
 
 
-WebDep = Annotated[Web, Depends(web_of)]
-DatabaseDep = Annotated[Database, Depends(database_of)]
-HookDep = Annotated[HookService | None, Depends(hook_of)]
-LoginDep = Annotated[LoginService, Depends(login_of)]
+# The dependencies are coroutines: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop (and a
+# wait for a free thread under load) per request for what is an attribute lookup.
+
+
+async def _web(request: Request) -> Web:
+    return web_of(request)
+
+
+async def _database(request: Request) -> Database:
+    return database_of(request)
+
+
+async def _hook(request: Request) -> HookService | None:
+    return hook_of(request)
+
+
+async def _login(request: Request) -> LoginService:
+    return login_of(request)
+
+
+WebDep = Annotated[Web, Depends(_web)]
+DatabaseDep = Annotated[Database, Depends(_database)]
+HookDep = Annotated[HookService | None, Depends(_hook)]
+LoginDep = Annotated[LoginService, Depends(_login)]
 CurrentUser = Annotated[User | None, Depends(current_user)]
 Admin = Annotated[User, Depends(admin)]

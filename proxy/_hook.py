@@ -105,9 +105,10 @@ class HookSource:
         return self.sha256[:12]
 
 
-#: The candidate's workers' niceness (the live hook's are 0).
+#: The workers' niceness: the live hook's start as the proxy's own (a quick login's hook waits for no one) and
+#: are lowered to runner.Limits.slow_nice once slower than slow_after; the candidate's always run at 19.
 CANDIDATE_NICE = 19
-LIVE_NICE = 5
+LIVE_NICE = 0
 
 #: The most source text a kept version holds (a larger hook is kept without its source).
 MAX_KEPT_SOURCE = 1024 * 1024

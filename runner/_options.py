@@ -55,6 +55,11 @@ class Limits:
         import_timeout: seconds the worker template may take to import the hook.
         nice: the worker's scheduling niceness, 0 (as the proxy) to 19 (only the CPU nobody else wants): a
             hook of lower priority (a candidate in the shadow of logins) cannot take CPU from the live one.
+        slow_after: seconds of wall-clock time after which a call still running is lowered to ``slow_nice``
+            (0: never). A quick call keeps ``nice`` to its end; a slow or spinning one then takes CPU only when
+            the proxy and the quick calls leave it.
+        slow_nice: the niceness of a call past ``slow_after``, for all its threads at once; at or below ``nice``
+            nothing changes.
     """
 
     timeout: float = 5.0
@@ -71,10 +76,16 @@ class Limits:
     max_threads: int = 32
     import_timeout: float = 30.0
     nice: int = 0
+    slow_after: float = 0.05
+    slow_nice: int = 10
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.nice, int) and 0 <= self.nice <= 19):
-            raise ValueError(f"nice must be an integer from 0 to 19, got {self.nice!r}")
+        for name in ("nice", "slow_nice"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and 0 <= value <= 19):
+                raise ValueError(f"{name} must be an integer from 0 to 19, got {value!r}")
+        if not (isinstance(self.slow_after, int | float) and math.isfinite(self.slow_after) and self.slow_after >= 0):
+            raise ValueError(f"slow_after must be a non-negative number of seconds, got {self.slow_after!r}")
         for name in ("timeout", "cpu_seconds", "import_timeout"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):

@@ -495,6 +495,7 @@ class _Run:
         "queued",
         "run_id",
         "runner",
+        "slow",
         "started",
         "template",
     )
@@ -510,6 +511,7 @@ class _Run:
         self.captures: tuple[Capture, Capture] | None = None
         self.host_calls: list[tuple[str, str]] = []
         self.channel_budget = 0  # bytes the child may still send on its channel (set per attempt)
+        self.slow: asyncio.TimerHandle | None = None  # lowers the child's priority at Limits.slow_after
 
     async def execute(self, arg: Any, host: HostHandler | None, *, probe: bool = False) -> CallResult:
         for attempt in range(_MAX_ATTEMPTS):
@@ -552,6 +554,9 @@ class _Run:
         with contextlib.suppress(ConnectionError):  # a dead child shows up as end of file just below
             call = Call(arg=arg, run_id=self.run_id, probe=probe)
             await loop.sock_sendall(child.channel, runner._encoder.encode(call))
+        limits = runner.limits
+        if limits.slow_after > 0 and limits.slow_nice > limits.nice:
+            self.slow = loop.call_later(limits.slow_after, child.lower_priority, limits.slow_nice)
         decoder: FrameDecoder[Any] = FrameDecoder(FromChild, runner.limits.max_frame_bytes)
         self.channel_budget = _CHANNEL_FRAMES * runner.limits.max_frame_bytes
         started = False
@@ -681,6 +686,9 @@ class _Run:
         child = self.child
         if child is None:
             return
+        if self.slow is not None:
+            self.slow.cancel()
+            self.slow = None
         loop = asyncio.get_running_loop()
         if self.captures is not None:
             for capture in self.captures:

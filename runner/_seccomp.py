@@ -17,7 +17,8 @@ call that CPython, glibc and C extensions may make, and would break hooks in way
   network namespace to any listener on the filesystem; ``socketpair`` stays allowed, asyncio needs it).
 * the **child filter** (:func:`build_child_filter`), stacked on it in each forked child: no process creation
   (``fork``, ``vfork``, ``clone`` without ``CLONE_THREAD``), threads keep working; no ``memfd_create`` or
-  ``memfd_secret`` (memory that no rlimit counts); and nothing a call could
+  ``memfd_secret`` (memory that no rlimit counts); no ``setpgid``/``setsid`` (the child stays alone in its
+  process group, which the runner reprioritizes as a whole); and nothing a call could
   leave behind that its template cannot list or delete: no ``umask`` that masks any of the owner's bits
   ``0o700`` (glibc's ``umask()`` then returns ``(mode_t)-1`` without setting ``errno``, so ``os.umask``
   raises an ``OSError`` carrying whatever ``errno`` held before, often 0; ``umask(0)``, ``umask(0o022)``
@@ -269,6 +270,10 @@ def build_child_filter() -> pyseccomp.SyscallFilter:
     # the OOM killer; 57 of them at the 8 MiB file-size limit held 456 MiB per call.
     _deny(flt, "memfd_create")
     _deny(flt, "memfd_secret")
+    # The child leads a process group of its own (set before this filter): it stays the group's only process,
+    # so that the runner can lower the priority of all its threads at once (Child.lower_priority, PRIO_PGRP).
+    _deny(flt, "setpgid")
+    _deny(flt, "setsid")
     # The template deletes each call's temp dir after it, with no capability left to bypass permissions: a
     # directory without r, w or x for its owner (mkdir(path, 0) did it) would stay behind, and chmod is denied.
     # A umask may not strip those bits either (one that masks any owner bit is refused; the kernel only uses the

@@ -98,6 +98,20 @@ class Child:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
 
+    def lower_priority(self, nice: int) -> None:
+        """Sets every thread of the running child to ``nice`` at once; harmless if it already exited.
+
+        The child is the only process of its process group (it made the group, can neither fork nor change
+        group: seccomp), so ``PRIO_PGRP`` names exactly its threads, the ones it starts meanwhile included (the
+        kernel changes them all under one lock; a new thread inherits its creator's niceness). Checked alive
+        through its pidfd first: a group outlives its leader only as a zombie, which holds the id.
+        """
+        if self.pidfd is None or self.exited.done():
+            return
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(self.pidfd, 0)
+            os.setpriority(os.PRIO_PGRP, self.pid, nice)
+
     def close(self) -> None:
         self.channel.close()
         for fd in (self.out, self.err, self.pidfd):

@@ -58,8 +58,8 @@ class Limits:
         slow_after: seconds of wall-clock time after which a call still running is lowered to ``slow_nice``
             (0: never). A quick call keeps ``nice`` to its end; a slow or spinning one then takes CPU only when
             the proxy and the quick calls leave it.
-        slow_nice: the niceness of a call past ``slow_after``, for all its threads at once; at or below ``nice``
-            nothing changes.
+        slow_nice: the niceness of a call past ``slow_after``, for all its threads, applied again every 20 ms
+            until the call ends; at or below ``nice`` nothing changes.
     """
 
     timeout: float = 5.0

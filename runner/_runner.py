@@ -475,6 +475,8 @@ class _ChildLost(Exception):
 
 #: What one call may send the parent in all, in units of ``Limits.max_frame_bytes`` (its result is one).
 _CHANNEL_FRAMES = 4
+#: How often a slow call's priority is lowered again, until it ends (see _Call._lower_priority).
+_RELOWER_EVERY = 0.02
 #: Attempts of one call whose child is lost with its template each time, before the call fails.
 _MAX_ATTEMPTS = 3
 #: Caps on the strings a worker reports (the child's own code caps them too, but hook code can forge frames).
@@ -556,7 +558,7 @@ class _Run:
             await loop.sock_sendall(child.channel, runner._encoder.encode(call))
         limits = runner.limits
         if limits.slow_after > 0 and limits.slow_nice > limits.nice:
-            self.slow = loop.call_later(limits.slow_after, child.lower_priority, limits.slow_nice)
+            self.slow = loop.call_later(limits.slow_after, self._lower_priority, child, limits.slow_nice)
         decoder: FrameDecoder[Any] = FrameDecoder(FromChild, runner.limits.max_frame_bytes)
         self.channel_budget = _CHANNEL_FRAMES * runner.limits.max_frame_bytes
         started = False
@@ -681,6 +683,14 @@ class _Run:
         error.duration = asyncio.get_running_loop().time() - self.started
         error.stdout, error.stderr = self._output()
         return error
+
+    def _lower_priority(self, child: Child, nice: int) -> None:
+        """Lower the slow call's priority, and again every :data:`_RELOWER_EVERY` until it ends: a thread the
+        child was starting while the kernel walked its threads keeps its creator's former niceness (the
+        red team won that race about once in 30 calls), and is caught on the next pass."""
+        child.lower_priority(nice)
+        loop = asyncio.get_running_loop()
+        self.slow = loop.call_later(_RELOWER_EVERY, self._lower_priority, child, nice)
 
     def cleanup(self) -> None:
         child = self.child

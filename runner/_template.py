@@ -103,8 +103,11 @@ class Child:
 
         The child is the only process of its process group (it made the group, can neither fork nor change
         group: seccomp), so ``PRIO_PGRP`` names exactly its threads, the ones it starts meanwhile included (the
-        kernel changes them all under one lock; a new thread inherits its creator's niceness). Checked alive
-        through its pidfd first: a group outlives its leader only as a zombie, which holds the id.
+        kernel changes them all under one lock; a new thread inherits its creator's niceness, but one being
+        created during the walk may keep the old one: the caller repeats this). Checked alive through its pidfd
+        first: a group outlives its leader only as a zombie, which holds the id. Between that check and
+        setpriority the child would have to exit, be reaped and its pid go to a new group leader: a sub-microsecond
+        window, in which the only new group leaders are the template's own next children.
         """
         if self.pidfd is None or self.exited.done():
             return

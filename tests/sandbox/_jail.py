@@ -59,6 +59,7 @@ def outcome():
 
 def child(tmp_dir, report_fd):
     os.umask(0o077)  # as the runner's child does: its filter then denies umask
+    os.setpgid(0, 0)  # and it leads a process group of its own: its filter then denies setpgid
     conf.apply_child(tmp_dir)
     os.write(report_fd, json.dumps(outcome()).encode())
     os._exit(0)
@@ -71,6 +72,7 @@ if cfg["sibling"]:
     if sibling == 0:
         if conf is not None:
             os.umask(0o077)
+            os.setpgid(0, 0)
             conf.apply_child(cfg["ctx"]["other_tmp"])
         os.write(ready_w, str(os.getpid()).encode())  # its pid in the children's PID namespace
         signal.pause()
@@ -146,7 +148,8 @@ class Jail:
 
         With ``sibling``, another login's child idles meanwhile; ``ctx["sibling_pid"]`` is its pid as the
         attempt sees it (the children's PID namespace for a child, the zygote's own otherwise). A child sets
-        its umask to ``0o077`` before :meth:`Confinement.apply_child`, as the runner's child does.
+        its umask to ``0o077`` and leads a process group of its own before :meth:`Confinement.apply_child`, as the
+        runner's child does.
         """
         cfg = {
             "repo": REPO,

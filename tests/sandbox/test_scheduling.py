@@ -134,8 +134,10 @@ _ON_OWN_GROUP_OR_UID = (
     _HELPERS
     + f"""
 def attempt(ctx):
-    # A process group of its own first (as the runner's child does): PRIO_PGRP 0 then reaches the caller only.
-    os.setpgid(0, 0)
+    # A process group of its own first (the runner's child has one already, and may no longer change it):
+    # PRIO_PGRP 0 then reaches the caller only.
+    if os.getpgid(0) != os.getpid():
+        os.setpgid(0, 0)
     before = state(0)
     calls = {{
         "setpriority(PRIO_PGRP, 0)": lambda: os.setpriority(os.PRIO_PGRP, 0, 19),

@@ -24,7 +24,6 @@ The IdP, the proxy and this script share the machine: compare runs on the same m
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import re
@@ -46,8 +45,8 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.idp.provider import CLIENT_ID, CLIENT_SECRET, HERE, IdP, _wait_ready, free_port  # noqa: E402
-from tests.proxy.harness import DOMAIN_HOOK, proxy_env, start_proxy, write_config  # noqa: E402
+from tests.idp.provider import IdPNotInstalled, free_port, start_idp, stop_idp  # noqa: E402
+from tests.proxy.harness import DOMAIN_HOOK, idp_form, proxy_env, start_proxy, write_config  # noqa: E402
 
 #: The harness's domain hook, refusing users whose name starts with "fail-" (a failing hook run) and spinning
 #: for users named "spin-…" until the CPU limit stops it.
@@ -65,9 +64,6 @@ import proxy._sso
 proxy._sso.share_tls_context = lambda: None
 """
 
-_FORM = re.compile(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", re.S)
-_INPUT = re.compile(r"<input[^>]*>", re.S)
-_ATTR = re.compile(r"(\w+)=\"([^\"]*)\"")
 _TIMING = re.compile(r"(\w+);dur=([0-9.]+)")
 _TLS = httpx.create_ssl_context()
 
@@ -77,30 +73,6 @@ class Login:
     status: int
     callback_ms: float
     timing: dict[str, float] = field(default_factory=dict)
-
-
-def start_idp(port: int) -> tuple[subprocess.Popen[str], IdP]:
-    node = shutil.which("node")
-    if node is None or not (HERE / "node_modules" / "oidc-provider").is_dir():
-        sys.exit("the IdP needs node and `npm ci --prefix tests/idp`")
-    idp_port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_PORT": str(idp_port),
-        "IDP_CLIENT_ID": CLIENT_ID,
-        "IDP_CLIENT_SECRET": CLIENT_SECRET,
-        "IDP_REDIRECT_URIS": f"http://127.0.0.1:{port}/sso/callback",
-    }
-    process = subprocess.Popen(
-        [node, str(HERE / "server.mjs")],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    issuer = _wait_ready(process, timeout=20.0)
-    return process, IdP(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
 
 
 def login(base_url: str, port: int, user: str) -> Login:
@@ -119,18 +91,8 @@ def login(base_url: str, port: int, user: str) -> Login:
                     return Login(response.status_code, elapsed, timing)
                 response = client.get(url)
                 continue
-            match = _FORM.search(response.text)
-            if match is None:
-                raise RuntimeError(f"no form at {response.url}: {response.status_code} {response.text[:300]}")
-            action, body = html.unescape(match.group(1)), match.group(2)
-            data: dict[str, str] = {}
-            for tag in _INPUT.findall(body):
-                attrs = dict(_ATTR.findall(tag))
-                if "name" in attrs:
-                    data[attrs["name"]] = attrs.get("value", "")
-            if "login" in data:
-                data |= {"login": user, "password": "any-password"}
-            response = client.post(urljoin(str(response.url), action), data=data)
+            action, data = idp_form(response, user)
+            response = client.post(action, data=data)
     raise RuntimeError("the login did not come back to the proxy")
 
 
@@ -224,7 +186,10 @@ def main() -> int:
     os.sched_setaffinity(0, others)  # inherited by the IdP
     work = Path(tempfile.mkdtemp(prefix="hookjail-load-"))
     port = free_port()
-    idp_process, idp = start_idp(port)
+    try:
+        idp, idp_process = start_idp([f"http://127.0.0.1:{port}/sso/callback"])
+    except IdPNotInstalled as missing:
+        sys.exit(str(missing))
     proxy = None
     db_dir: Path | None = None
     try:
@@ -294,8 +259,7 @@ def main() -> int:
     finally:
         if proxy is not None:
             proxy.stop()
-        idp_process.terminate()
-        idp_process.wait(timeout=10)
+        stop_idp(idp_process)
         if not args.profile_out:
             shutil.rmtree(work, ignore_errors=True)
         if db_dir is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import anyio
 import pytest
 from sqlalchemy import event
 
-from proxy._db import Database, IdentityMismatch, LoginRecord, RunRecord, normalize_url, utcnow
+from proxy._db import Database, IdentityMismatch, LoginRecord, RunRecord, _store, normalize_url, utcnow
+from proxy._db._store import BUSY_TIMEOUT_MS
 from tests.proxy.inprocess import sqlite_database
 
 pytestmark = pytest.mark.anyio
@@ -123,6 +126,49 @@ async def test_a_login_waits_for_another_process_writing_then_commits(database: 
     finally:
         other.close()
     assert await database.get_session("s1") is not None
+
+
+async def test_a_login_never_waits_for_the_lock_on_the_event_loop(database: Database, tmp_path: Path) -> None:
+    """Writes run on the loop with no busy timeout; one that finds another process's lock waits in a worker
+    thread: the loop keeps ticking meanwhile."""
+    other = sqlite3.connect(tmp_path / "hj.db", isolation_level=None)
+    ticks: list[float] = []
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE users SET role = role")
+        async with anyio.create_task_group() as group:
+            group.start_soon(database.complete_login, login("s1"), run("r1"))
+            for _ in range(40):
+                ticks.append(anyio.current_time())
+                await anyio.sleep(0.01)
+            other.execute("COMMIT")
+    finally:
+        other.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
+    assert max(gaps) < BUSY_TIMEOUT_MS / 2000  # on the loop, SQLite's busy handler would hold it until COMMIT
+    assert await database.get_session("s1") is not None
+
+
+async def test_the_writer_checkpoints_off_the_loop(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No automatic WAL checkpoint on the writer's connection (it would fsync on the loop); one in a worker
+    thread every CHECKPOINT_EVERY commits."""
+    writer = database._writer
+    assert writer is not None
+    with writer.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    monkeypatch.setattr(_store, "CHECKPOINT_EVERY", 3)
+    threads: list[str] = []
+    checkpoint = writer._checkpoint
+
+    def spied() -> None:
+        threads.append(threading.current_thread().name)
+        checkpoint()
+
+    monkeypatch.setattr(writer, "_checkpoint", spied)
+    for index in range(7):
+        await database.record_run(run(f"c{index}"))
+    assert len(threads) == 2
+    assert threading.main_thread().name not in threads
 
 
 async def test_a_write_that_raises_leaves_nothing_and_the_next_write_goes_through(database: Database) -> None:
